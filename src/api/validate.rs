@@ -1,0 +1,911 @@
+//! Validation of NatsClusters and NatsServiceRoles: pure, returns every problem with
+//! its field path. A `v1alpha2` object is validated through its `v1beta1` form and the
+//! paths are translated back ([`alpha_paths`]), so users read their own field names.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+
+use super::field::{FieldError, Validation};
+use super::{convert, duration, names, v1alpha2 as a, v1beta1 as b, version};
+
+/// Fixed ports of every NATS pod: client, cluster (routes), monitoring.
+pub const CLIENT_PORT: i32 = 4222;
+/// Route port.
+pub const CLUSTER_PORT: i32 = 6222;
+/// Monitoring port.
+pub const MONITORING_PORT: i32 = 8222;
+/// Prometheus exporter port.
+pub const METRICS_PORT: i32 = 7777;
+/// Largest `max_payload` nats-server accepts (64 MiB).
+pub const MAX_PAYLOAD_LIMIT: i64 = 64 * 1024 * 1024;
+/// Pod labels the operator owns.
+pub const RESERVED_POD_LABELS: [&str; 3] = ["app", "nats_cluster", "nats_version"];
+
+/// Cipher suite names nats-server accepts (Go's `tls.CipherSuites()` and
+/// `tls.InsecureCipherSuites()` names, plus the legacy spellings older servers used).
+pub const CIPHER_SUITES: &[&str] = &[
+    "TLS_AES_128_GCM_SHA256",
+    "TLS_AES_256_GCM_SHA384",
+    "TLS_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256",
+    "TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305",
+    "TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305",
+    "TLS_RSA_WITH_RC4_128_SHA",
+    "TLS_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA",
+    "TLS_RSA_WITH_AES_256_CBC_SHA",
+    "TLS_RSA_WITH_AES_128_CBC_SHA256",
+    "TLS_RSA_WITH_AES_128_GCM_SHA256",
+    "TLS_RSA_WITH_AES_256_GCM_SHA384",
+    "TLS_ECDHE_ECDSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_RC4_128_SHA",
+    "TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA",
+    "TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256",
+    "TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256",
+];
+
+/// Curve names nats-server accepts.
+pub const CURVES: &[&str] = &[
+    "X25519",
+    "CurveP256",
+    "CurveP384",
+    "CurveP521",
+    "X25519MLKEM768",
+    "SecP256r1MLKEM768",
+    "SecP384r1MLKEM1024",
+];
+
+const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
+
+/// Collects errors and warnings while walking a spec.
+#[derive(Default)]
+struct Report {
+    errors: Vec<FieldError>,
+    warnings: Vec<String>,
+}
+
+impl Report {
+    fn err(&mut self, e: FieldError) {
+        self.errors.push(e);
+    }
+    fn warn(&mut self, w: impl Into<String>) {
+        self.warnings.push(w.into());
+    }
+    fn finish(self) -> Validation {
+        if self.errors.is_empty() {
+            Ok(self.warnings)
+        } else {
+            Err(self.errors)
+        }
+    }
+}
+
+/// Validates a `v1beta1` NatsCluster. `name` is the object's name (may be empty with
+/// `generateName`); `old` is the stored object on UPDATE.
+pub fn validate_v1beta1(name: &str, new: &b::NatsClusterSpec, old: Option<&b::NatsClusterSpec>) -> Validation {
+    // Finalizers, labels and status must always go through, even for objects stored
+    // before a rule existed.
+    if old.is_some_and(|o| o == new) {
+        return Ok(Vec::new());
+    }
+    let mut r = Report::default();
+    check_spec(&mut r, name, new, old);
+    r.finish()
+}
+
+/// Validates a `v1alpha2` NatsCluster; field paths and messages use v1alpha2 names.
+pub fn validate_v1alpha2(name: &str, new: &a::ClusterSpec, old: Option<&a::ClusterSpec>) -> Validation {
+    if old.is_some_and(|o| o == new) {
+        return Ok(Vec::new());
+    }
+    let mut r = Report::default();
+    let beta = convert::spec_up(new);
+    let old_beta = old.map(convert::spec_up);
+    if let Some(nc) = &new.nats_config
+        && !nc.write_deadline.is_empty()
+        && !nc.write_deadline_camel.is_empty()
+        && nc.write_deadline != nc.write_deadline_camel
+    {
+        r.err(FieldError::invalid(
+            "spec.natsConfig.writeDeadline",
+            nc.write_deadline_camel.clone(),
+            "conflicts with spec.natsConfig.write_deadline; set only write_deadline",
+        ));
+    }
+    check_spec(&mut r, name, &beta, old_beta.as_ref());
+    let errors = r
+        .errors
+        .into_iter()
+        .map(|mut e| {
+            e.field = alpha_paths(&e.field);
+            e.message = alpha_paths(&e.message);
+            e
+        })
+        .collect::<Vec<_>>();
+    let warnings = r.warnings.iter().map(|w| alpha_paths(w)).collect::<Vec<_>>();
+    if errors.is_empty() { Ok(warnings) } else { Err(errors) }
+}
+
+/// Validates a NatsServiceRole (both versions share the schema).
+pub fn validate_service_role(
+    labels: &BTreeMap<String, String>,
+    new: &a::ServiceRoleSpec,
+    old: Option<&a::ServiceRoleSpec>,
+) -> Validation {
+    if old.is_some_and(|o| o == new) {
+        return Ok(Vec::new());
+    }
+    let mut r = Report::default();
+    match labels.get("nats_cluster") {
+        None => r.warn("metadata.labels.nats_cluster is not set: this role belongs to no NatsCluster"),
+        Some(c) if !names::is_dns1123_label(c) => r.err(FieldError::invalid(
+            "metadata.labels.nats_cluster",
+            c.clone(),
+            "must be the name of a NatsCluster",
+        )),
+        Some(_) => {}
+    }
+    for (list, path) in [
+        (&new.permissions.publish, "spec.permissions.publish"),
+        (&new.permissions.subscribe, "spec.permissions.subscribe"),
+    ] {
+        for (i, subject) in list.iter().enumerate() {
+            if let Err(why) = names::check_subject(subject, path.ends_with("subscribe")) {
+                r.err(FieldError::invalid(format!("{path}[{i}]"), subject.clone(), why));
+            }
+        }
+    }
+    r.finish()
+}
+
+fn check_spec(r: &mut Report, name: &str, s: &b::NatsClusterSpec, old: Option<&b::NatsClusterSpec>) {
+    if s.size < 0 {
+        r.err(FieldError::invalid("spec.size", s.size, "must be greater than or equal to 0"));
+    }
+    check_version(r, s, old);
+    if !s.image.is_empty() && !names::is_image_repository(&s.image) {
+        r.err(FieldError::invalid(
+            "spec.image",
+            s.image.clone(),
+            "must be an image repository such as nats or registry.example.com/nats, without a tag",
+        ));
+    }
+    check_pull_policy(r, "spec.imagePullPolicy", &s.image_pull_policy);
+    if let Some(c) = &s.config {
+        check_config(r, c, s);
+    }
+    let pod = s.pod.clone().unwrap_or_default();
+    check_pod(r, &pod);
+    check_tls(r, s);
+    check_auth(r, s);
+    check_routes(r, name, s);
+    check_listeners(r, s, &pod);
+    if let Some(services) = &s.services {
+        for (p, path) in [
+            (&services.client, "spec.services.client"),
+            (&services.management, "spec.services.management"),
+        ] {
+            if let Some(p) = p {
+                check_labels(r, &format!("{path}.labels"), &p.labels);
+                check_annotations(r, &format!("{path}.annotations"), &p.annotations);
+            }
+        }
+    }
+    check_jetstream(r, s, old);
+}
+
+fn check_version(r: &mut Report, s: &b::NatsClusterSpec, old: Option<&b::NatsClusterSpec>) {
+    if s.version.is_empty() {
+        return;
+    }
+    match version::parse(&s.version) {
+        Err(why) => r.err(FieldError::invalid("spec.version", s.version.clone(), why)),
+        Ok(v) => {
+            if v.is_end_of_life() {
+                r.warn(format!(
+                    "spec.version {} is end-of-life (below 2.2); upgrade to a supported 2.x release",
+                    s.version
+                ));
+            }
+            if let Some(old_v) = old.and_then(|o| version::parse(&o.version).ok())
+                && v.is_older_than(&old_v)
+            {
+                r.warn(format!(
+                    "spec.version {} downgrades the cluster from {}; servers roll one at a time",
+                    s.version, old.map(|o| o.version.as_str()).unwrap_or_default()
+                ));
+            }
+        }
+    }
+}
+
+fn check_pull_policy(r: &mut Report, path: &str, policy: &str) {
+    if !policy.is_empty() && !PULL_POLICIES.contains(&policy) {
+        r.err(FieldError::not_supported(path, policy, PULL_POLICIES));
+    }
+}
+
+fn check_duration(r: &mut Report, path: &str, value: &str, positive: bool) {
+    if value.is_empty() {
+        return;
+    }
+    match duration::parse(value) {
+        None => r.err(FieldError::invalid(
+            path,
+            value.to_string(),
+            "must be a duration such as 500ms, 10s or 2m",
+        )),
+        Some(d) if positive && d.is_zero() => {
+            r.err(FieldError::invalid(path, value.to_string(), "must be greater than 0"))
+        }
+        Some(_) => {}
+    }
+}
+
+fn check_config(r: &mut Report, c: &b::ServerConfig, s: &b::NatsClusterSpec) {
+    check_duration(r, "spec.config.writeDeadline", &c.write_deadline, true);
+    check_duration(r, "spec.config.lameDuckDuration", &c.lame_duck_duration, true);
+    for (v, path) in [
+        (c.max_connections, "spec.config.maxConnections"),
+        (c.max_payload, "spec.config.maxPayload"),
+        (c.max_pending, "spec.config.maxPending"),
+        (c.max_subscriptions, "spec.config.maxSubscriptions"),
+        (c.max_control_line, "spec.config.maxControlLine"),
+    ] {
+        if v < 0 {
+            r.err(FieldError::invalid(path, v, "must be greater than or equal to 0"));
+        }
+    }
+    if c.max_payload > MAX_PAYLOAD_LIMIT {
+        r.err(FieldError::invalid(
+            "spec.config.maxPayload",
+            c.max_payload,
+            "must not exceed 67108864 (64 MiB), the server's limit",
+        ));
+    } else if c.max_payload > 8 * 1024 * 1024 {
+        r.warn("spec.config.maxPayload is over 8 MiB; large messages hurt latency for everyone");
+    }
+    match c.server_name.as_str() {
+        "" | "PodName" => {}
+        "FromEnv" => {
+            if !sets_env(s, "SERVER_NAME") {
+                r.warn("spec.config.serverName is FromEnv but no SERVER_NAME env var is set; servers fail to start");
+            }
+        }
+        other => r.err(FieldError::not_supported(
+            "spec.config.serverName",
+            other,
+            &["FromEnv", "PodName"],
+        )),
+    }
+    if let Some(m) = &c.merge
+        && !m.is_object()
+    {
+        r.err(FieldError::invalid("spec.config.merge", m.clone(), "must be an object"));
+    }
+}
+
+/// Whether the nats container gets the environment variable `name`.
+fn sets_env(s: &b::NatsClusterSpec, name: &str) -> bool {
+    let pod = s.pod.clone().unwrap_or_default();
+    if pod.env.iter().any(|e| e.name == name) {
+        return true;
+    }
+    pod.template
+        .as_ref()
+        .and_then(|t| t.pointer("/spec/containers/0/env"))
+        .and_then(|env| env.as_array())
+        .is_some_and(|env| {
+            env.iter()
+                .any(|e| e.get("name").and_then(|n| n.as_str()) == Some(name))
+        })
+}
+
+fn check_labels(r: &mut Report, path: &str, labels: &BTreeMap<String, String>) {
+    for (k, v) in labels {
+        if let Err(why) = names::check_qualified_name(k) {
+            r.err(FieldError::invalid(path, k.clone(), why));
+        }
+        if let Err(why) = names::check_label_value(v) {
+            r.err(FieldError::invalid(format!("{path}.{k}"), v.clone(), why));
+        }
+    }
+}
+
+fn check_annotations(r: &mut Report, path: &str, annotations: &BTreeMap<String, String>) {
+    for k in annotations.keys() {
+        if let Err(why) = names::check_qualified_name(k) {
+            r.err(FieldError::invalid(path, k.clone(), why));
+        }
+    }
+}
+
+fn check_sidecar(r: &mut Report, path: &str, s: &Option<b::Sidecar>) {
+    let Some(s) = s else { return };
+    if !s.image.is_empty() && !names::is_image_repository(&s.image) {
+        r.err(FieldError::invalid(
+            format!("{path}.image"),
+            s.image.clone(),
+            "must be an image repository without a tag",
+        ));
+    }
+    if !s.tag.is_empty() && !names::is_image_tag(&s.tag) {
+        r.err(FieldError::invalid(
+            format!("{path}.tag"),
+            s.tag.clone(),
+            "must be an image tag: letters, digits, '_', '.', '-', at most 128 characters",
+        ));
+    }
+    check_pull_policy(r, &format!("{path}.imagePullPolicy"), &s.image_pull_policy);
+}
+
+fn check_pod(r: &mut Report, pod: &b::PodPolicy) {
+    check_labels(r, "spec.pod.labels", &pod.labels);
+    for key in RESERVED_POD_LABELS {
+        if pod.labels.contains_key(key) {
+            r.err(FieldError::forbidden(
+                format!("spec.pod.labels.{key}"),
+                "this label is set by the operator (app, nats_cluster and nats_version are reserved)",
+            ));
+        }
+    }
+    check_annotations(r, "spec.pod.annotations", &pod.annotations);
+    check_labels(r, "spec.pod.nodeSelector", &pod.node_selector);
+    if !matches!(pod.anti_affinity.as_str(), "" | "Required" | "Preferred") {
+        r.err(FieldError::not_supported(
+            "spec.pod.antiAffinity",
+            &pod.anti_affinity,
+            &["Required", "Preferred"],
+        ));
+    }
+    check_sidecar(r, "spec.pod.configReloader", &pod.config_reloader);
+    check_sidecar(r, "spec.pod.metrics", &pod.metrics);
+    check_sidecar(r, "spec.pod.externalAdvertise", &pod.external_advertise);
+    for (i, m) in pod.volume_mounts.iter().enumerate() {
+        if !m.mount_path.starts_with('/') {
+            r.err(FieldError::invalid(
+                format!("spec.pod.volumeMounts[{i}].mountPath"),
+                m.mount_path.clone(),
+                "must be an absolute path",
+            ));
+        }
+    }
+    if let Some(t) = &pod.template {
+        if let Err(e) = serde_json::from_value::<PodTemplateSpec>(t.clone()) {
+            r.err(FieldError::invalid(
+                "spec.pod.template",
+                "<pod template>",
+                format!("is not a valid PodTemplateSpec: {e}"),
+            ));
+        } else if let Some(containers) = t.pointer("/spec/containers").and_then(|c| c.as_array())
+            && let Some(first) = containers.first()
+            && first.get("name").and_then(|n| n.as_str()).is_some_and(|n| n != "nats")
+        {
+            r.warn("spec.pod.template: the first container is the base of the nats container; its name is replaced by nats");
+        }
+    }
+    if let Some(db) = &pod.disruption_budget
+        && let Some(m) = db.max_unavailable
+        && m < 1
+    {
+        r.err(FieldError::invalid(
+            "spec.pod.disruptionBudget.maxUnavailable",
+            m,
+            "must be at least 1",
+        ));
+    }
+}
+
+fn check_file(r: &mut Report, path: &str, file: &str) {
+    if file.is_empty() {
+        return;
+    }
+    if let Err(why) = names::check_tls_file(file) {
+        r.err(FieldError::invalid(path, file.to_string(), why));
+    }
+}
+
+fn check_listener_tls(r: &mut Report, path: &str, secret: &str, files: [(&str, &str); 3], timeout: f64) {
+    if secret.is_empty() {
+        r.err(FieldError::required(
+            format!("{path}.secret"),
+            "name the Secret that holds the certificate, key and CA",
+        ));
+    } else if !names::is_dns1123_subdomain(secret) {
+        r.err(FieldError::invalid(
+            format!("{path}.secret"),
+            secret.to_string(),
+            "must be a Secret name (lowercase letters, digits, '-' and '.')",
+        ));
+    }
+    for (field, value) in files {
+        check_file(r, &format!("{path}.{field}"), value);
+    }
+    if !timeout.is_finite() || timeout < 0.0 {
+        r.err(FieldError::invalid(
+            format!("{path}.timeout"),
+            serde_json::json!(timeout),
+            "must be a number of seconds, 0 or more",
+        ));
+    }
+}
+
+fn check_tls(r: &mut Report, s: &b::NatsClusterSpec) {
+    let Some(t) = &s.tls else { return };
+    if let Some(c) = &t.client {
+        check_listener_tls(
+            r,
+            "spec.tls.client",
+            &c.secret,
+            [("caFile", &c.ca_file), ("certFile", &c.cert_file), ("keyFile", &c.key_file)],
+            c.timeout,
+        );
+        for (i, suite) in c.cipher_suites.iter().enumerate() {
+            if !CIPHER_SUITES.contains(&suite.as_str()) {
+                r.err(FieldError::invalid(
+                    format!("spec.tls.client.cipherSuites[{i}]"),
+                    suite.clone(),
+                    "is not a cipher suite nats-server accepts, such as TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256",
+                ));
+            }
+        }
+        for (i, curve) in c.curve_preferences.iter().enumerate() {
+            if !CURVES.contains(&curve.as_str()) {
+                r.err(FieldError::not_supported(
+                    format!("spec.tls.client.curvePreferences[{i}]"),
+                    curve,
+                    CURVES,
+                ));
+            }
+        }
+    }
+    let client_secret = t.client.as_ref().is_some_and(|c| !c.secret.is_empty());
+    if t.https_monitoring && !client_secret {
+        r.err(FieldError::required(
+            "spec.tls.client.secret",
+            "spec.tls.httpsMonitoring serves monitoring with the client certificate",
+        ));
+    }
+    for (l, path, configured, what) in [
+        (&t.routes, "spec.tls.routes", true, ""),
+        (&t.gateway, "spec.tls.gateway", s.gateway.is_some(), "spec.gateway"),
+        (&t.leafnode, "spec.tls.leafnode", s.leafnode.is_some(), "spec.leafnode"),
+        (&t.websocket, "spec.tls.websocket", s.websocket.is_some(), "spec.websocket"),
+    ] {
+        let Some(l) = l else { continue };
+        if !configured {
+            r.err(FieldError::forbidden(
+                path,
+                format!("TLS for a listener that is not configured: set {what} or remove {path}"),
+            ));
+            continue;
+        }
+        check_listener_tls(
+            r,
+            path,
+            &l.secret,
+            [("caFile", &l.ca_file), ("certFile", &l.cert_file), ("keyFile", &l.key_file)],
+            l.timeout,
+        );
+    }
+}
+
+fn check_auth(r: &mut Report, s: &b::NatsClusterSpec) {
+    let tls_client = s.tls.as_ref().and_then(|t| t.client.as_ref());
+    if let Some(c) = tls_client
+        && (c.verify_and_map || c.verify)
+        && c.secret.is_empty()
+    {
+        let which = if c.verify_and_map { "verifyAndMap" } else { "verify" };
+        r.err(FieldError::required(
+            "spec.tls.client.secret",
+            format!("spec.tls.client.{which} needs client TLS"),
+        ));
+    }
+    let Some(auth) = &s.auth else { return };
+    if let Some(c) = &auth.clients {
+        let sources = [c.service_accounts, !c.secret.is_empty(), !c.file.is_empty()]
+            .iter()
+            .filter(|x| **x)
+            .count();
+        if sources > 1 {
+            r.warn("spec.auth.clients: several sources set; serviceAccounts wins, then secret, then file");
+        }
+        if !c.secret.is_empty() && !names::is_dns1123_subdomain(&c.secret) {
+            r.err(FieldError::invalid("spec.auth.clients.secret", c.secret.clone(), "must be a Secret name"));
+        }
+        if !c.file.is_empty()
+            && let Err(why) = names::check_relative_path(&c.file)
+        {
+            r.err(FieldError::invalid("spec.auth.clients.file", c.file.clone(), why));
+        }
+        if c.timeout < 0 {
+            r.err(FieldError::invalid("spec.auth.clients.timeout", c.timeout, "must be 0 or more"));
+        }
+    }
+    for (a, path, configured) in [
+        (&auth.routes, "spec.auth.routes", true),
+        (&auth.gateway, "spec.auth.gateway", s.gateway.is_some()),
+    ] {
+        let Some(a) = a else { continue };
+        if !configured {
+            r.err(FieldError::forbidden(
+                path,
+                "gateway credentials without a gateway: set spec.gateway or remove spec.auth.gateway",
+            ));
+            continue;
+        }
+        if a.secret.is_empty() {
+            r.err(FieldError::required(format!("{path}.secret"), "name the Secret with the credentials"));
+        } else if !names::is_dns1123_subdomain(&a.secret) {
+            r.err(FieldError::invalid(format!("{path}.secret"), a.secret.clone(), "must be a Secret name"));
+        }
+        if a.timeout < 0 {
+            r.err(FieldError::invalid(format!("{path}.timeout"), a.timeout, "must be 0 or more"));
+        }
+    }
+    if let Some(j) = &auth.jwt {
+        if j.operator_secret.is_empty() {
+            r.err(FieldError::required(
+                "spec.auth.jwt.operatorSecret",
+                "name the Secret with the operator JWT (key op.jwt)",
+            ));
+        } else if !names::is_dns1123_subdomain(&j.operator_secret) {
+            r.err(FieldError::invalid(
+                "spec.auth.jwt.operatorSecret",
+                j.operator_secret.clone(),
+                "must be a Secret name",
+            ));
+        }
+        if !j.resolver.is_empty() && !(j.resolver == "MEMORY" || (j.resolver.starts_with("URL(") && j.resolver.ends_with(')'))) {
+            r.err(FieldError::invalid(
+                "spec.auth.jwt.resolver",
+                j.resolver.clone(),
+                "must be MEMORY or URL(<url>)",
+            ));
+        }
+        if !j.system_account.is_empty() && !names::is_nkey(&j.system_account, 'A') {
+            r.warn("spec.auth.jwt.systemAccount does not look like an account public key (56 characters starting with A)");
+        }
+    }
+}
+
+fn check_routes(r: &mut Report, name: &str, s: &b::NatsClusterSpec) {
+    for (i, route) in s.extra_routes.iter().enumerate() {
+        let path = format!("spec.extraRoutes[{i}]");
+        match (route.cluster.is_empty(), route.route.is_empty()) {
+            (true, true) => r.err(FieldError::required(&path, "set exactly one of cluster or route")),
+            (false, false) => r.err(FieldError::invalid(
+                &path,
+                serde_json::json!({"cluster": route.cluster, "route": route.route}),
+                "set exactly one of cluster or route, not both",
+            )),
+            (false, true) => {
+                if !names::is_dns1123_label(&route.cluster) {
+                    r.err(FieldError::invalid(
+                        format!("{path}.cluster"),
+                        route.cluster.clone(),
+                        "must be the name of a NatsCluster in this namespace",
+                    ));
+                } else if route.cluster == name {
+                    r.err(FieldError::invalid(
+                        format!("{path}.cluster"),
+                        route.cluster.clone(),
+                        "must not name this cluster itself",
+                    ));
+                }
+            }
+            (true, false) => {
+                if let Err(why) = names::check_url(&route.route, &["nats", "nats-route", "tls"], true) {
+                    r.err(FieldError::invalid(format!("{path}.route"), route.route.clone(), why));
+                }
+            }
+        }
+    }
+}
+
+fn check_port(r: &mut Report, path: &str, port: i32, used: &mut Vec<(i32, String)>) {
+    if !(1..=65535).contains(&port) {
+        r.err(FieldError::invalid(path, port, "must be between 1 and 65535"));
+        return;
+    }
+    if let Some((_, other)) = used.iter().find(|(p, _)| *p == port) {
+        r.err(FieldError::duplicate(path, port, format!("port already used by {other}")));
+        return;
+    }
+    used.push((port, path.to_string()));
+}
+
+fn check_listeners(r: &mut Report, s: &b::NatsClusterSpec, pod: &b::PodPolicy) {
+    let mut used = vec![
+        (CLIENT_PORT, "the client listener".to_string()),
+        (CLUSTER_PORT, "the route listener".to_string()),
+        (MONITORING_PORT, "the monitoring listener".to_string()),
+    ];
+    if pod.metrics.as_ref().is_some_and(|m| m.enabled) {
+        used.push((METRICS_PORT, "the metrics exporter".to_string()));
+    }
+    if let Some(g) = &s.gateway {
+        if g.port == 0 {
+            r.err(FieldError::required("spec.gateway.port", "a gateway needs a listen port, such as 7522"));
+        } else {
+            check_port(r, "spec.gateway.port", g.port, &mut used);
+        }
+        if g.name.is_empty() {
+            r.err(FieldError::required("spec.gateway.name", "name this cluster's gateway"));
+        } else if let Err(why) = names::check_nats_name(&g.name) {
+            r.err(FieldError::invalid("spec.gateway.name", g.name.clone(), why));
+        }
+        for (i, remote) in g.remotes.iter().enumerate() {
+            let path = format!("spec.gateway.remotes[{i}]");
+            if remote.name.is_empty() {
+                r.err(FieldError::required(format!("{path}.name"), "name the remote gateway"));
+            } else if let Err(why) = names::check_nats_name(&remote.name) {
+                r.err(FieldError::invalid(format!("{path}.name"), remote.name.clone(), why));
+            }
+            if remote.url.is_empty() && remote.urls.is_empty() {
+                r.err(FieldError::required(format!("{path}.url"), "give the remote gateway's URL"));
+            }
+            for (field, url) in std::iter::once(("url".to_string(), &remote.url))
+                .chain(remote.urls.iter().enumerate().map(|(j, u)| (format!("urls[{j}]"), u)))
+            {
+                if url.is_empty() {
+                    continue;
+                }
+                if let Err(why) = names::check_url(url, &["nats", "tls"], true) {
+                    r.err(FieldError::invalid(format!("{path}.{field}"), url.clone(), why));
+                }
+            }
+        }
+    }
+    if let Some(l) = &s.leafnode {
+        if l.port != 0 {
+            check_port(r, "spec.leafnode.port", l.port, &mut used);
+        }
+        for (i, remote) in l.remotes.iter().enumerate() {
+            let path = format!("spec.leafnode.remotes[{i}]");
+            if remote.url.is_empty() && remote.urls.is_empty() {
+                r.err(FieldError::required(format!("{path}.urls"), "give at least one URL of the remote"));
+            }
+            for (field, url) in std::iter::once(("url".to_string(), &remote.url))
+                .chain(remote.urls.iter().enumerate().map(|(j, u)| (format!("urls[{j}]"), u)))
+            {
+                if url.is_empty() {
+                    continue;
+                }
+                if let Err(why) = names::check_url(url, &["nats", "nats-leaf", "tls", "ws", "wss"], false) {
+                    r.err(FieldError::invalid(format!("{path}.{field}"), url.clone(), why));
+                }
+            }
+            if !remote.credentials.is_empty()
+                && let Err(why) = names::check_absolute_path(&remote.credentials)
+            {
+                r.err(FieldError::invalid(format!("{path}.credentials"), remote.credentials.clone(), why));
+            }
+        }
+    }
+    if let Some(w) = &s.websocket {
+        if w.port == 0 {
+            r.err(FieldError::required("spec.websocket.port", "websocket needs a listen port, such as 8080"));
+        } else {
+            check_port(r, "spec.websocket.port", w.port, &mut used);
+        }
+        check_duration(r, "spec.websocket.handshakeTimeout", &w.handshake_timeout, true);
+    }
+}
+
+fn check_jetstream(r: &mut Report, s: &b::NatsClusterSpec, old: Option<&b::NatsClusterSpec>) {
+    let Some(js) = &s.jetstream else { return };
+    if js.enabled == Some(false) {
+        return;
+    }
+    if s.size > 0 && s.size % 2 == 0 {
+        r.warn(format!(
+            "spec.size {} is even: JetStream needs a majority, so an odd size tolerates as many failures with one server less",
+            s.size
+        ));
+    }
+    if let Ok(v) = version::parse(&s.version)
+        && !v.supports_jetstream()
+    {
+        r.err(FieldError::invalid(
+            "spec.version",
+            s.version.clone(),
+            "JetStream needs NATS server 2.2 or newer",
+        ));
+    }
+    if let Some(fs) = &js.file_storage {
+        if !fs.storage_class_name.is_empty() && !names::is_dns1123_subdomain(&fs.storage_class_name) {
+            r.err(FieldError::invalid(
+                "spec.jetstream.fileStorage.storageClassName",
+                fs.storage_class_name.clone(),
+                "must be a StorageClass name",
+            ));
+        }
+        if !matches!(fs.access_mode.as_str(), "" | "ReadWriteOnce" | "ReadWriteOncePod" | "ReadWriteMany") {
+            r.err(FieldError::not_supported(
+                "spec.jetstream.fileStorage.accessMode",
+                &fs.access_mode,
+                &["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"],
+            ));
+        }
+        if !matches!(fs.reclaim_policy.as_str(), "" | "Retain" | "Delete") {
+            r.err(FieldError::not_supported(
+                "spec.jetstream.fileStorage.reclaimPolicy",
+                &fs.reclaim_policy,
+                &["Retain", "Delete"],
+            ));
+        }
+        let old_fs = old
+            .and_then(|o| o.jetstream.as_ref())
+            .and_then(|j| j.file_storage.as_ref());
+        if let Some(old_fs) = old_fs
+            && old_fs.storage_class_name != fs.storage_class_name
+        {
+            r.err(FieldError::forbidden(
+                "spec.jetstream.fileStorage.storageClassName",
+                "the storage class of existing members' volumes cannot change",
+            ));
+        }
+        match fs.size.as_ref().map(|q| names::parse_quantity(&q.0)) {
+            Some(None) => r.err(FieldError::invalid(
+                "spec.jetstream.fileStorage.size",
+                fs.size.as_ref().map(|q| q.0.clone()).unwrap_or_default(),
+                "must be a quantity such as 10Gi",
+            )),
+            Some(Some(new_bytes)) => {
+                if let Some(old_bytes) = old_fs
+                    .and_then(|o| o.size.as_ref())
+                    .and_then(|q| names::parse_quantity(&q.0))
+                    && new_bytes < old_bytes
+                {
+                    r.err(FieldError::forbidden(
+                        "spec.jetstream.fileStorage.size",
+                        "volumes can grow but never shrink; shrinking would lose data",
+                    ));
+                }
+            }
+            None => {}
+        }
+    }
+    if let Some(q) = &js.memory_storage
+        && names::parse_quantity(&q.0).is_none()
+    {
+        r.err(FieldError::invalid(
+            "spec.jetstream.memoryStorage",
+            q.0.clone(),
+            "must be a quantity such as 1Gi",
+        ));
+    }
+}
+
+/// v1beta1 path prefix → v1alpha2 path prefix, longest first where prefixes nest.
+const ALPHA_PATHS: &[(&str, &str)] = &[
+    ("spec.image", "spec.serverImage"),
+    ("spec.config.serverName", "spec.useServerName"),
+    ("spec.config.lameDuckDuration", "spec.lameDuckDurationSeconds"),
+    ("spec.config.noAdvertise", "spec.noAdvertise"),
+    ("spec.config.writeDeadline", "spec.natsConfig.write_deadline"),
+    ("spec.config.logtime", "spec.natsConfig.disableLogtime"),
+    ("spec.config", "spec.natsConfig"),
+    ("spec.pod.template", "spec.template"),
+    ("spec.pod.env", "spec.pod.natsEnv"),
+    ("spec.pod.hostPorts.client", "spec.pod.enableClientsHostPort"),
+    ("spec.pod.hostPorts.gateway", "spec.pod.disableGatewaysHostPort"),
+    ("spec.pod.hostPorts.leafnode", "spec.pod.disableLeafnodesHostPort"),
+    ("spec.pod.hostPorts.websocket", "spec.pod.disableWebsocketsHostPort"),
+    ("spec.pod.externalAdvertise.image", "spec.pod.bootconfigImage"),
+    ("spec.pod.externalAdvertise.tag", "spec.pod.bootconfigImageTag"),
+    ("spec.pod.externalAdvertise", "spec.pod.advertiseExternalIP"),
+    ("spec.pod.configReloader.imagePullPolicy", "spec.pod.reloaderImagePullPolicy"),
+    ("spec.pod.configReloader.image", "spec.pod.reloaderImage"),
+    ("spec.pod.configReloader.tag", "spec.pod.reloaderImageTag"),
+    ("spec.pod.configReloader.resources", "spec.pod.reloaderResources"),
+    ("spec.pod.configReloader", "spec.pod.enableConfigReload"),
+    ("spec.pod.metrics.imagePullPolicy", "spec.pod.metricsImagePullPolicy"),
+    ("spec.pod.metrics.image", "spec.pod.metricsImage"),
+    ("spec.pod.metrics.tag", "spec.pod.metricsImageTag"),
+    ("spec.pod.metrics", "spec.pod.enableMetrics"),
+    ("spec.tls.client.secret", "spec.tls.serverSecret"),
+    ("spec.tls.client.caFile", "spec.tls.serverSecretCAFileName"),
+    ("spec.tls.client.certFile", "spec.tls.serverSecretCertFileName"),
+    ("spec.tls.client.keyFile", "spec.tls.serverSecretKeyFileName"),
+    ("spec.tls.client.timeout", "spec.tls.clientsTLSTimeout"),
+    ("spec.tls.client.verifyAndMap", "spec.auth.tlsVerifyAndMap"),
+    ("spec.tls.client.verify", "spec.tls.verify"),
+    ("spec.tls.client.cipherSuites", "spec.tls.cipherSuites"),
+    ("spec.tls.client.curvePreferences", "spec.tls.curvePreferences"),
+    ("spec.tls.client", "spec.tls"),
+    ("spec.tls.routes.secret", "spec.tls.routesSecret"),
+    ("spec.tls.routes.caFile", "spec.tls.routesSecretCAFileName"),
+    ("spec.tls.routes.certFile", "spec.tls.routesSecretCertFileName"),
+    ("spec.tls.routes.keyFile", "spec.tls.routesSecretKeyFileName"),
+    ("spec.tls.routes.timeout", "spec.tls.routesTLSTimeout"),
+    ("spec.tls.routes", "spec.tls.routesSecret"),
+    ("spec.tls.gateway.secret", "spec.tls.gatewaySecret"),
+    ("spec.tls.gateway.caFile", "spec.tls.gatewaySecretCAFileName"),
+    ("spec.tls.gateway.certFile", "spec.tls.gatewaySecretCertFileName"),
+    ("spec.tls.gateway.keyFile", "spec.tls.gatewaySecretKeyFileName"),
+    ("spec.tls.gateway.timeout", "spec.tls.gatewaysTLSTimeout"),
+    ("spec.tls.gateway", "spec.tls.gatewaySecret"),
+    ("spec.tls.leafnode.secret", "spec.tls.leafnodeSecret"),
+    ("spec.tls.leafnode.caFile", "spec.tls.leafnodeSecretCAFileName"),
+    ("spec.tls.leafnode.certFile", "spec.tls.leafnodeSecretCertFileName"),
+    ("spec.tls.leafnode.keyFile", "spec.tls.leafnodeSecretKeyFileName"),
+    ("spec.tls.leafnode.timeout", "spec.tls.leafnodesTLSTimeout"),
+    ("spec.tls.leafnode", "spec.tls.leafnodeSecret"),
+    ("spec.tls.websocket.secret", "spec.tls.websocketSecret"),
+    ("spec.tls.websocket.caFile", "spec.tls.websocketSecretCAFileName"),
+    ("spec.tls.websocket.certFile", "spec.tls.websocketSecretCertFileName"),
+    ("spec.tls.websocket.keyFile", "spec.tls.websocketSecretKeyFileName"),
+    ("spec.tls.websocket.timeout", "spec.tls.websocketTLSTimeout"),
+    ("spec.tls.websocket", "spec.tls.websocketSecret"),
+    ("spec.tls.httpsMonitoring", "spec.tls.enableHttps"),
+    ("spec.auth.clients.serviceAccounts", "spec.auth.enableServiceAccounts"),
+    ("spec.auth.clients.secret", "spec.auth.clientsAuthSecret"),
+    ("spec.auth.clients.file", "spec.auth.clientsAuthFile"),
+    ("spec.auth.clients.timeout", "spec.auth.clientsAuthTimeout"),
+    ("spec.auth.clients", "spec.auth"),
+    ("spec.auth.routes.secret", "spec.auth.clusterAuthSecret"),
+    ("spec.auth.routes.timeout", "spec.auth.clusterAuthTimeout"),
+    ("spec.auth.routes", "spec.auth.clusterAuthSecret"),
+    ("spec.auth.gateway.secret", "spec.auth.gatewayAuthSecret"),
+    ("spec.auth.gateway.timeout", "spec.auth.gatewayAuthTimeout"),
+    ("spec.auth.gateway", "spec.auth.gatewayAuthSecret"),
+    ("spec.auth.jwt.operatorSecret", "spec.operatorConfig.secret"),
+    ("spec.auth.jwt", "spec.operatorConfig"),
+    ("spec.gateway.port", "spec.gatewayConfig.hostPort"),
+    ("spec.gateway.remotes", "spec.gatewayConfig.gateways"),
+    ("spec.gateway", "spec.gatewayConfig"),
+    ("spec.leafnode.port", "spec.leafnodeConfig.hostPort"),
+    ("spec.leafnode", "spec.leafnodeConfig"),
+    ("spec.websocket", "spec.websocketConfig"),
+    ("spec.services.client", "spec.servicePolicy"),
+    ("spec.services.management", "spec.managementServicePolicy"),
+];
+
+fn is_path_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '[' | ']')
+}
+
+fn alpha_path(path: &str) -> String {
+    for (beta, alpha) in ALPHA_PATHS {
+        if let Some(rest) = path.strip_prefix(beta)
+            && (rest.is_empty() || rest.starts_with('.') || rest.starts_with('['))
+        {
+            return format!("{alpha}{rest}");
+        }
+    }
+    path.to_string()
+}
+
+/// Rewrites every `spec.…` path in `text` from v1beta1 to v1alpha2 field names.
+pub fn alpha_paths(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(pos) = rest.find("spec.") {
+        let boundary = rest[..pos].chars().next_back().is_none_or(|c| !is_path_char(c));
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos..];
+        let end = tail.find(|c: char| !is_path_char(c)).unwrap_or(tail.len());
+        let token = tail[..end].trim_end_matches('.');
+        if boundary {
+            out.push_str(&alpha_path(token));
+        } else {
+            out.push_str(token);
+        }
+        rest = &tail[token.len()..];
+    }
+    out.push_str(rest);
+    out
+}
