@@ -86,15 +86,20 @@ pub fn convert_stream(input: &str, to: &str) -> Result<String, ManifestError> {
             out.push_str(doc.text);
             continue;
         }
-        let value: Value = serde_yaml::from_str(doc.text).map_err(|source| ManifestError::Yaml {
-            index: doc.index,
-            source,
-        })?;
+        let value: Value =
+            serde_yaml::from_str(doc.text).map_err(|source| ManifestError::Yaml {
+                index: doc.index,
+                source,
+            })?;
         if !is_nats_object(&value) {
             out.push_str(doc.text);
             continue;
         }
-        let kind = value.get("kind").and_then(Value::as_str).unwrap_or_default().to_string();
+        let kind = value
+            .get("kind")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_string();
         let name = value
             .pointer("/metadata/name")
             .and_then(Value::as_str)

@@ -79,7 +79,10 @@ pub fn convert_object(object: Value, desired_api_version: &str) -> Result<Value,
         "NatsServiceRole" => {
             let mut object = object;
             if let Some(map) = object.as_object_mut() {
-                map.insert("apiVersion".into(), Value::String(desired_api_version.into()));
+                map.insert(
+                    "apiVersion".into(),
+                    Value::String(desired_api_version.into()),
+                );
             }
             Ok(object)
         }
@@ -139,7 +142,11 @@ fn cluster_up(object: Value, api_version: &str) -> Result<Value, ConvertError> {
         res.restore("spec", &alpha_spec, &mut beta_spec);
         if res.has("status") {
             let mut st = beta_status.take().unwrap_or(Value::Object(Map::new()));
-            res.restore("status", alpha_status.as_ref().unwrap_or(&Value::Null), &mut st);
+            res.restore(
+                "status",
+                alpha_status.as_ref().unwrap_or(&Value::Null),
+                &mut st,
+            );
             beta_status = Some(st);
         }
     }
@@ -160,7 +167,14 @@ fn cluster_up(object: Value, api_version: &str) -> Result<Value, ConvertError> {
         back_status.as_ref(),
         alpha_status.as_ref(),
     );
-    Ok(assemble(rest, V1BETA1, to_value(&spec_b), status_b.map(|s| to_value(&s)), ALPHA_RESIDUAL_ANNOTATION, new_residual))
+    Ok(assemble(
+        rest,
+        V1BETA1,
+        to_value(&spec_b),
+        status_b.map(|s| to_value(&s)),
+        ALPHA_RESIDUAL_ANNOTATION,
+        new_residual,
+    ))
 }
 
 fn cluster_down(object: Value, api_version: &str) -> Result<Value, ConvertError> {
@@ -181,7 +195,11 @@ fn cluster_down(object: Value, api_version: &str) -> Result<Value, ConvertError>
         res.restore("spec", &beta_spec, &mut alpha_spec);
         if res.has("status") {
             let mut st = alpha_status.take().unwrap_or(Value::Object(Map::new()));
-            res.restore("status", beta_status.as_ref().unwrap_or(&Value::Null), &mut st);
+            res.restore(
+                "status",
+                beta_status.as_ref().unwrap_or(&Value::Null),
+                &mut st,
+            );
             alpha_status = Some(st);
         }
     }
@@ -200,7 +218,14 @@ fn cluster_down(object: Value, api_version: &str) -> Result<Value, ConvertError>
         back_status.as_ref(),
         beta_status.as_ref(),
     );
-    Ok(assemble(rest, V1ALPHA2, to_value(&spec_a), status_a.map(|s| to_value(&s)), BETA_RESIDUAL_ANNOTATION, new_residual))
+    Ok(assemble(
+        rest,
+        V1ALPHA2,
+        to_value(&spec_a),
+        status_a.map(|s| to_value(&s)),
+        BETA_RESIDUAL_ANNOTATION,
+        new_residual,
+    ))
 }
 
 fn assemble(

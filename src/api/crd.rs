@@ -39,11 +39,18 @@ pub const CONVERT_PATH: &str = "/convert";
 
 /// The NatsCluster CRD: v1alpha2 served and deprecated, v1beta1 served and stored,
 /// converted by our webhook at `endpoint`, trusting `ca_bundle` (PEM) if given.
-pub fn nats_cluster(endpoint: &ConversionEndpoint, ca_bundle: Option<&[u8]>) -> CustomResourceDefinition {
+pub fn nats_cluster(
+    endpoint: &ConversionEndpoint,
+    ca_bundle: Option<&[u8]>,
+) -> CustomResourceDefinition {
     let crds = vec![v1alpha2::NatsCluster::crd(), v1beta1::NatsCluster::crd()];
     let mut crd = merge_or_first(crds);
     let client_config = match endpoint {
-        ConversionEndpoint::Service { namespace, name, port } => WebhookClientConfig {
+        ConversionEndpoint::Service {
+            namespace,
+            name,
+            port,
+        } => WebhookClientConfig {
             service: Some(ServiceReference {
                 namespace: namespace.clone(),
                 name: name.clone(),

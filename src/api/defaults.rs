@@ -77,9 +77,16 @@ fn tls_names(secret: &str, ca: &mut String, cert: &mut String, key: &mut String,
 }
 
 /// Defaults a `v1beta1` spec in place; returns warnings for the user.
-pub fn default_v1beta1(spec: &mut b::NatsClusterSpec, old: Option<&b::NatsClusterSpec>) -> Vec<String> {
+pub fn default_v1beta1(
+    spec: &mut b::NatsClusterSpec,
+    old: Option<&b::NatsClusterSpec>,
+) -> Vec<String> {
     let mut warnings = Vec::new();
-    default_version(&mut spec.version, old.map(|o| o.version.as_str()), &mut warnings);
+    default_version(
+        &mut spec.version,
+        old.map(|o| o.version.as_str()),
+        &mut warnings,
+    );
     set_if_empty(&mut spec.image, DEFAULT_IMAGE);
     if let Some(pod) = spec.pod.as_mut() {
         if let Some(s) = pod.config_reloader.as_mut().filter(|s| s.enabled) {
@@ -99,16 +106,38 @@ pub fn default_v1beta1(spec: &mut b::NatsClusterSpec, old: Option<&b::NatsCluste
     }
     if let Some(tls) = spec.tls.as_mut() {
         if let Some(c) = tls.client.as_mut() {
-            tls_names(&c.secret, &mut c.ca_file, &mut c.cert_file, &mut c.key_file, false);
+            tls_names(
+                &c.secret,
+                &mut c.ca_file,
+                &mut c.cert_file,
+                &mut c.key_file,
+                false,
+            );
         }
         if let Some(l) = tls.routes.as_mut() {
-            tls_names(&l.secret, &mut l.ca_file, &mut l.cert_file, &mut l.key_file, true);
+            tls_names(
+                &l.secret,
+                &mut l.ca_file,
+                &mut l.cert_file,
+                &mut l.key_file,
+                true,
+            );
         }
-        for l in [tls.gateway.as_mut(), tls.leafnode.as_mut(), tls.websocket.as_mut()]
-            .into_iter()
-            .flatten()
+        for l in [
+            tls.gateway.as_mut(),
+            tls.leafnode.as_mut(),
+            tls.websocket.as_mut(),
+        ]
+        .into_iter()
+        .flatten()
         {
-            tls_names(&l.secret, &mut l.ca_file, &mut l.cert_file, &mut l.key_file, false);
+            tls_names(
+                &l.secret,
+                &mut l.ca_file,
+                &mut l.cert_file,
+                &mut l.key_file,
+                false,
+            );
         }
     }
     warnings
@@ -117,7 +146,11 @@ pub fn default_v1beta1(spec: &mut b::NatsClusterSpec, old: Option<&b::NatsCluste
 /// Defaults a `v1alpha2` spec in place, in v1alpha2 fields; returns warnings.
 pub fn default_v1alpha2(spec: &mut a::ClusterSpec, old: Option<&a::ClusterSpec>) -> Vec<String> {
     let mut warnings = Vec::new();
-    default_version(&mut spec.version, old.map(|o| o.version.as_str()), &mut warnings);
+    default_version(
+        &mut spec.version,
+        old.map(|o| o.version.as_str()),
+        &mut warnings,
+    );
     set_if_empty(&mut spec.server_image, DEFAULT_IMAGE);
     if let Some(nc) = spec.nats_config.as_mut()
         && !nc.write_deadline_camel.is_empty()

@@ -53,7 +53,11 @@ fn render(value: &Value) -> String {
 
 impl FieldError {
     /// The value is wrong; `detail` says what it must be.
-    pub fn invalid(field: impl Into<String>, value: impl Into<Value>, detail: impl fmt::Display) -> Self {
+    pub fn invalid(
+        field: impl Into<String>,
+        value: impl Into<Value>,
+        detail: impl fmt::Display,
+    ) -> Self {
         FieldError {
             kind: ErrorType::Invalid,
             field: field.into(),
@@ -89,7 +93,11 @@ impl FieldError {
         }
     }
     /// The value is already used elsewhere.
-    pub fn duplicate(field: impl Into<String>, value: impl Into<Value>, detail: impl fmt::Display) -> Self {
+    pub fn duplicate(
+        field: impl Into<String>,
+        value: impl Into<Value>,
+        detail: impl fmt::Display,
+    ) -> Self {
         FieldError {
             kind: ErrorType::Duplicate,
             field: field.into(),

@@ -13,11 +13,12 @@ pub const V1ALPHA2: &str = "nats.io/v1alpha2";
 /// The storage version.
 pub const V1BETA1: &str = "nats.io/v1beta1";
 
+pub mod admission;
 pub mod convert;
-pub mod duration;
+pub mod crd;
 pub mod defaults;
+pub mod duration;
 pub mod field;
 pub mod names;
 pub mod validate;
 pub mod version;
-pub mod crd;

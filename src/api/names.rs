@@ -26,7 +26,8 @@ fn is_name_part(s: &str) -> bool {
         && b.len() <= 63
         && b[0].is_ascii_alphanumeric()
         && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
 }
 
 /// A label or annotation key: `[prefix/]name`.
@@ -57,7 +58,11 @@ pub fn check_label_value(v: &str) -> Result<(), String> {
 
 fn is_path_component(c: &str) -> bool {
     let b = c.as_bytes();
-    !b.is_empty() && c != "." && c != ".." && b.iter().all(|x| x.is_ascii_alphanumeric() || matches!(x, b'-' | b'_' | b'.'))
+    !b.is_empty()
+        && c != "."
+        && c != ".."
+        && b.iter()
+            .all(|x| x.is_ascii_alphanumeric() || matches!(x, b'-' | b'_' | b'.'))
 }
 
 /// An absolute, normalised path made of safe characters.
@@ -87,7 +92,10 @@ pub fn check_tls_file(f: &str) -> Result<(), String> {
     if is_path_component(f) && f.len() <= 253 {
         Ok(())
     } else {
-        Err("must be a key of the Secret (letters, digits, '-', '_' and '.') or an absolute path".into())
+        Err(
+            "must be a key of the Secret (letters, digits, '-', '_' and '.') or an absolute path"
+                .into(),
+        )
     }
 }
 
@@ -110,7 +118,9 @@ pub fn is_image_repository(s: &str) -> bool {
             None => (h, None),
         };
         if name.is_empty()
-            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-'))
             || port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()))
         {
             return false;
@@ -121,7 +131,8 @@ pub fn is_image_repository(s: &str) -> bool {
         !b.is_empty()
             && is_lower_alnum(b[0])
             && is_lower_alnum(b[b.len() - 1])
-            && b.iter().all(|x| is_lower_alnum(*x) || matches!(x, b'.' | b'_' | b'-'))
+            && b.iter()
+                .all(|x| is_lower_alnum(*x) || matches!(x, b'.' | b'_' | b'-'))
     })
 }
 
@@ -131,31 +142,48 @@ pub fn is_image_tag(s: &str) -> bool {
     !b.is_empty()
         && b.len() <= 128
         && (b[0].is_ascii_alphanumeric() || b[0] == b'_')
-        && b.iter().all(|x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
+        && b.iter()
+            .all(|x| x.is_ascii_alphanumeric() || matches!(x, b'_' | b'.' | b'-'))
 }
 
 /// A URL with one of `schemes`, a host and (if `require_port`) a port.
 pub fn check_url(raw: &str, schemes: &[&str], require_port: bool) -> Result<(), String> {
     let want = schemes.join(", ");
-    if raw.chars().any(|c| c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\' | '{' | '}' | '$')) {
-        return Err(format!("must be a URL such as {}://host:port, without spaces or quotes", schemes[0]));
+    if raw.chars().any(|c| {
+        c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\' | '{' | '}' | '$')
+    }) {
+        return Err(format!(
+            "must be a URL such as {}://host:port, without spaces or quotes",
+            schemes[0]
+        ));
     }
-    let url = url::Url::parse(raw).map_err(|e| format!("is not a URL ({e}); expected {}://host:port", schemes[0]))?;
+    let url = url::Url::parse(raw)
+        .map_err(|e| format!("is not a URL ({e}); expected {}://host:port", schemes[0]))?;
     if !schemes.contains(&url.scheme()) {
         return Err(format!("scheme must be one of {want}"));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("must name a host, as in {}://host:port", schemes[0]));
+        return Err(format!(
+            "must name a host, as in {}://host:port",
+            schemes[0]
+        ));
     }
     if require_port && url.port().is_none() {
-        return Err(format!("must name a port, as in {}://host:port", schemes[0]));
+        return Err(format!(
+            "must name a port, as in {}://host:port",
+            schemes[0]
+        ));
     }
     Ok(())
 }
 
 /// A gateway or similar NATS name: letters, digits, `-` and `_`.
 pub fn check_nats_name(s: &str) -> Result<(), String> {
-    if !s.is_empty() && s.len() <= 255 && s.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_')) {
+    if !s.is_empty()
+        && s.len() <= 255
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_'))
+    {
         Ok(())
     } else {
         Err("must be letters, digits, '-' and '_' (no spaces or dots)".into())
@@ -166,7 +194,8 @@ pub fn check_nats_name(s: &str) -> Result<(), String> {
 pub fn is_nkey(s: &str, prefix: char) -> bool {
     s.len() == 56
         && s.starts_with(prefix)
-        && s.bytes().all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
+        && s.bytes()
+            .all(|b| b.is_ascii_uppercase() || (b'2'..=b'7').contains(&b))
 }
 
 /// A NATS subject (for permissions): dot-separated tokens, no empty token, `*` a whole

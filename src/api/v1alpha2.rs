@@ -29,10 +29,27 @@ use super::serde_util::{
     derive = "PartialEq",
     derive = "Default",
     deprecated = "nats.io/v1alpha2 NatsCluster is deprecated; use nats.io/v1beta1 NatsCluster (nats-operator convert --to nats.io/v1beta1 rewrites manifests)",
-    scale(spec_replicas_path = ".spec.size", status_replicas_path = ".status.size"),
-    printcolumn(name = "Size", type_ = "integer", json_path = ".spec.size", description = "Desired number of NATS servers"),
-    printcolumn(name = "Version", type_ = "string", json_path = ".spec.version", description = "NATS server version"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    scale(
+        spec_replicas_path = ".spec.size",
+        status_replicas_path = ".status.size"
+    ),
+    printcolumn(
+        name = "Size",
+        type_ = "integer",
+        json_path = ".spec.size",
+        description = "Desired number of NATS servers"
+    ),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".spec.version",
+        description = "NATS server version"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ClusterSpec {
@@ -210,7 +227,11 @@ pub struct PodPolicy {
     #[serde(default, skip_serializing_if = "is_false")]
     pub disable_websockets_host_port: bool,
     /// Advertise the node's external IP for clients, gateways and leafnodes.
-    #[serde(default, rename = "advertiseExternalIP", skip_serializing_if = "is_false")]
+    #[serde(
+        default,
+        rename = "advertiseExternalIP",
+        skip_serializing_if = "is_false"
+    )]
     pub advertise_external_ip: bool,
     /// Image repository of the boot-config init container.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -373,11 +394,7 @@ pub struct AuthConfig {
     #[serde(default, skip_serializing_if = "is_zero_i32")]
     pub clients_auth_timeout: i32,
     /// Map client certificates to users (`tls.verify_and_map`); needs `tls.serverSecret`.
-    #[serde(
-        default,
-        rename = "tlsVerifyAndMap",
-        skip_serializing_if = "is_false"
-    )]
+    #[serde(default, rename = "tlsVerifyAndMap", skip_serializing_if = "is_false")]
     pub tls_verify_and_map: bool,
     /// Secret holding the route authorization as JSON (one key).
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -39,11 +39,35 @@ use super::serde_util::{
         status_replicas_path = ".status.replicas",
         label_selector_path = ".status.selector"
     ),
-    printcolumn(name = "Size", type_ = "integer", json_path = ".spec.size", description = "Desired number of NATS servers"),
-    printcolumn(name = "Ready", type_ = "integer", json_path = ".status.readyReplicas", description = "NATS servers that are ready"),
-    printcolumn(name = "Version", type_ = "string", json_path = ".status.currentVersion", description = "NATS server version every member runs"),
-    printcolumn(name = "Status", type_ = "string", json_path = ".status.conditions[?(@.type=='Ready')].reason", description = "Reason of the Ready condition"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Size",
+        type_ = "integer",
+        json_path = ".spec.size",
+        description = "Desired number of NATS servers"
+    ),
+    printcolumn(
+        name = "Ready",
+        type_ = "integer",
+        json_path = ".status.readyReplicas",
+        description = "NATS servers that are ready"
+    ),
+    printcolumn(
+        name = "Version",
+        type_ = "string",
+        json_path = ".status.currentVersion",
+        description = "NATS server version every member runs"
+    ),
+    printcolumn(
+        name = "Status",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='Ready')].reason",
+        description = "Reason of the Ready condition"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct NatsClusterSpec {
@@ -592,8 +616,17 @@ fn condition_list(generator: &mut SchemaGenerator) -> Schema {
     namespaced,
     derive = "PartialEq",
     derive = "Default",
-    printcolumn(name = "Cluster", type_ = "string", json_path = ".metadata.labels.nats_cluster", description = "NatsCluster this role belongs to"),
-    printcolumn(name = "Age", type_ = "date", json_path = ".metadata.creationTimestamp")
+    printcolumn(
+        name = "Cluster",
+        type_ = "string",
+        json_path = ".metadata.labels.nats_cluster",
+        description = "NatsCluster this role belongs to"
+    ),
+    printcolumn(
+        name = "Age",
+        type_ = "date",
+        json_path = ".metadata.creationTimestamp"
+    )
 )]
 #[serde(rename_all = "camelCase")]
 pub struct ServiceRoleSpec {

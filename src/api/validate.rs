@@ -92,7 +92,11 @@ impl Report {
 
 /// Validates a `v1beta1` NatsCluster. `name` is the object's name (may be empty with
 /// `generateName`); `old` is the stored object on UPDATE.
-pub fn validate_v1beta1(name: &str, new: &b::NatsClusterSpec, old: Option<&b::NatsClusterSpec>) -> Validation {
+pub fn validate_v1beta1(
+    name: &str,
+    new: &b::NatsClusterSpec,
+    old: Option<&b::NatsClusterSpec>,
+) -> Validation {
     // Finalizers, labels and status must always go through, even for objects stored
     // before a rule existed.
     if old.is_some_and(|o| o == new) {
@@ -104,7 +108,11 @@ pub fn validate_v1beta1(name: &str, new: &b::NatsClusterSpec, old: Option<&b::Na
 }
 
 /// Validates a `v1alpha2` NatsCluster; field paths and messages use v1alpha2 names.
-pub fn validate_v1alpha2(name: &str, new: &a::ClusterSpec, old: Option<&a::ClusterSpec>) -> Validation {
+pub fn validate_v1alpha2(
+    name: &str,
+    new: &a::ClusterSpec,
+    old: Option<&a::ClusterSpec>,
+) -> Validation {
     if old.is_some_and(|o| o == new) {
         return Ok(Vec::new());
     }
@@ -132,8 +140,16 @@ pub fn validate_v1alpha2(name: &str, new: &a::ClusterSpec, old: Option<&a::Clust
             e
         })
         .collect::<Vec<_>>();
-    let warnings = r.warnings.iter().map(|w| alpha_paths(w)).collect::<Vec<_>>();
-    if errors.is_empty() { Ok(warnings) } else { Err(errors) }
+    let warnings = r
+        .warnings
+        .iter()
+        .map(|w| alpha_paths(w))
+        .collect::<Vec<_>>();
+    if errors.is_empty() {
+        Ok(warnings)
+    } else {
+        Err(errors)
+    }
 }
 
 /// Validates a NatsServiceRole (both versions share the schema).
@@ -147,7 +163,9 @@ pub fn validate_service_role(
     }
     let mut r = Report::default();
     match labels.get("nats_cluster") {
-        None => r.warn("metadata.labels.nats_cluster is not set: this role belongs to no NatsCluster"),
+        None => {
+            r.warn("metadata.labels.nats_cluster is not set: this role belongs to no NatsCluster")
+        }
         Some(c) if !names::is_dns1123_label(c) => r.err(FieldError::invalid(
             "metadata.labels.nats_cluster",
             c.clone(),
@@ -161,16 +179,29 @@ pub fn validate_service_role(
     ] {
         for (i, subject) in list.iter().enumerate() {
             if let Err(why) = names::check_subject(subject, path.ends_with("subscribe")) {
-                r.err(FieldError::invalid(format!("{path}[{i}]"), subject.clone(), why));
+                r.err(FieldError::invalid(
+                    format!("{path}[{i}]"),
+                    subject.clone(),
+                    why,
+                ));
             }
         }
     }
     r.finish()
 }
 
-fn check_spec(r: &mut Report, name: &str, s: &b::NatsClusterSpec, old: Option<&b::NatsClusterSpec>) {
+fn check_spec(
+    r: &mut Report,
+    name: &str,
+    s: &b::NatsClusterSpec,
+    old: Option<&b::NatsClusterSpec>,
+) {
     if s.size < 0 {
-        r.err(FieldError::invalid("spec.size", s.size, "must be greater than or equal to 0"));
+        r.err(FieldError::invalid(
+            "spec.size",
+            s.size,
+            "must be greater than or equal to 0",
+        ));
     }
     check_version(r, s, old);
     if !s.image.is_empty() && !names::is_image_repository(&s.image) {
@@ -196,7 +227,17 @@ fn check_spec(r: &mut Report, name: &str, s: &b::NatsClusterSpec, old: Option<&b
             (&services.management, "spec.services.management"),
         ] {
             if let Some(p) = p {
-                check_labels(r, &format!("{path}.labels"), &p.labels);
+                // The Go operator accepted any label here (an upstream example has a
+                // value with spaces); the Service is created without the bad ones.
+                for (k, v) in &p.labels {
+                    if names::check_qualified_name(k).is_err()
+                        || names::check_label_value(v).is_err()
+                    {
+                        r.warn(format!(
+                            "{path}.labels.{k}: {v:?} is not a valid label; the Service gets no such label"
+                        ));
+                    }
+                }
                 check_annotations(r, &format!("{path}.annotations"), &p.annotations);
             }
         }
@@ -222,7 +263,8 @@ fn check_version(r: &mut Report, s: &b::NatsClusterSpec, old: Option<&b::NatsClu
             {
                 r.warn(format!(
                     "spec.version {} downgrades the cluster from {}; servers roll one at a time",
-                    s.version, old.map(|o| o.version.as_str()).unwrap_or_default()
+                    s.version,
+                    old.map(|o| o.version.as_str()).unwrap_or_default()
                 ));
             }
         }
@@ -245,16 +287,23 @@ fn check_duration(r: &mut Report, path: &str, value: &str, positive: bool) {
             value.to_string(),
             "must be a duration such as 500ms, 10s or 2m",
         )),
-        Some(d) if positive && d.is_zero() => {
-            r.err(FieldError::invalid(path, value.to_string(), "must be greater than 0"))
-        }
+        Some(d) if positive && d.is_zero() => r.err(FieldError::invalid(
+            path,
+            value.to_string(),
+            "must be greater than 0",
+        )),
         Some(_) => {}
     }
 }
 
 fn check_config(r: &mut Report, c: &b::ServerConfig, s: &b::NatsClusterSpec) {
     check_duration(r, "spec.config.writeDeadline", &c.write_deadline, true);
-    check_duration(r, "spec.config.lameDuckDuration", &c.lame_duck_duration, true);
+    check_duration(
+        r,
+        "spec.config.lameDuckDuration",
+        &c.lame_duck_duration,
+        true,
+    );
     for (v, path) in [
         (c.max_connections, "spec.config.maxConnections"),
         (c.max_payload, "spec.config.maxPayload"),
@@ -263,7 +312,11 @@ fn check_config(r: &mut Report, c: &b::ServerConfig, s: &b::NatsClusterSpec) {
         (c.max_control_line, "spec.config.maxControlLine"),
     ] {
         if v < 0 {
-            r.err(FieldError::invalid(path, v, "must be greater than or equal to 0"));
+            r.err(FieldError::invalid(
+                path,
+                v,
+                "must be greater than or equal to 0",
+            ));
         }
     }
     if c.max_payload > MAX_PAYLOAD_LIMIT {
@@ -291,7 +344,11 @@ fn check_config(r: &mut Report, c: &b::ServerConfig, s: &b::NatsClusterSpec) {
     if let Some(m) = &c.merge
         && !m.is_object()
     {
-        r.err(FieldError::invalid("spec.config.merge", m.clone(), "must be an object"));
+        r.err(FieldError::invalid(
+            "spec.config.merge",
+            m.clone(),
+            "must be an object",
+        ));
     }
 }
 
@@ -389,7 +446,10 @@ fn check_pod(r: &mut Report, pod: &b::PodPolicy) {
             ));
         } else if let Some(containers) = t.pointer("/spec/containers").and_then(|c| c.as_array())
             && let Some(first) = containers.first()
-            && first.get("name").and_then(|n| n.as_str()).is_some_and(|n| n != "nats")
+            && first
+                .get("name")
+                .and_then(|n| n.as_str())
+                .is_some_and(|n| n != "nats")
         {
             r.warn("spec.pod.template: the first container is the base of the nats container; its name is replaced by nats");
         }
@@ -415,7 +475,13 @@ fn check_file(r: &mut Report, path: &str, file: &str) {
     }
 }
 
-fn check_listener_tls(r: &mut Report, path: &str, secret: &str, files: [(&str, &str); 3], timeout: f64) {
+fn check_listener_tls(
+    r: &mut Report,
+    path: &str,
+    secret: &str,
+    files: [(&str, &str); 3],
+    timeout: f64,
+) {
     if secret.is_empty() {
         r.err(FieldError::required(
             format!("{path}.secret"),
@@ -447,7 +513,11 @@ fn check_tls(r: &mut Report, s: &b::NatsClusterSpec) {
             r,
             "spec.tls.client",
             &c.secret,
-            [("caFile", &c.ca_file), ("certFile", &c.cert_file), ("keyFile", &c.key_file)],
+            [
+                ("caFile", &c.ca_file),
+                ("certFile", &c.cert_file),
+                ("keyFile", &c.key_file),
+            ],
             c.timeout,
         );
         for (i, suite) in c.cipher_suites.iter().enumerate() {
@@ -478,9 +548,24 @@ fn check_tls(r: &mut Report, s: &b::NatsClusterSpec) {
     }
     for (l, path, configured, what) in [
         (&t.routes, "spec.tls.routes", true, ""),
-        (&t.gateway, "spec.tls.gateway", s.gateway.is_some(), "spec.gateway"),
-        (&t.leafnode, "spec.tls.leafnode", s.leafnode.is_some(), "spec.leafnode"),
-        (&t.websocket, "spec.tls.websocket", s.websocket.is_some(), "spec.websocket"),
+        (
+            &t.gateway,
+            "spec.tls.gateway",
+            s.gateway.is_some(),
+            "spec.gateway",
+        ),
+        (
+            &t.leafnode,
+            "spec.tls.leafnode",
+            s.leafnode.is_some(),
+            "spec.leafnode",
+        ),
+        (
+            &t.websocket,
+            "spec.tls.websocket",
+            s.websocket.is_some(),
+            "spec.websocket",
+        ),
     ] {
         let Some(l) = l else { continue };
         if !configured {
@@ -494,7 +579,11 @@ fn check_tls(r: &mut Report, s: &b::NatsClusterSpec) {
             r,
             path,
             &l.secret,
-            [("caFile", &l.ca_file), ("certFile", &l.cert_file), ("keyFile", &l.key_file)],
+            [
+                ("caFile", &l.ca_file),
+                ("certFile", &l.cert_file),
+                ("keyFile", &l.key_file),
+            ],
             l.timeout,
         );
     }
@@ -506,7 +595,11 @@ fn check_auth(r: &mut Report, s: &b::NatsClusterSpec) {
         && (c.verify_and_map || c.verify)
         && c.secret.is_empty()
     {
-        let which = if c.verify_and_map { "verifyAndMap" } else { "verify" };
+        let which = if c.verify_and_map {
+            "verifyAndMap"
+        } else {
+            "verify"
+        };
         r.err(FieldError::required(
             "spec.tls.client.secret",
             format!("spec.tls.client.{which} needs client TLS"),
@@ -522,15 +615,27 @@ fn check_auth(r: &mut Report, s: &b::NatsClusterSpec) {
             r.warn("spec.auth.clients: several sources set; serviceAccounts wins, then secret, then file");
         }
         if !c.secret.is_empty() && !names::is_dns1123_subdomain(&c.secret) {
-            r.err(FieldError::invalid("spec.auth.clients.secret", c.secret.clone(), "must be a Secret name"));
+            r.err(FieldError::invalid(
+                "spec.auth.clients.secret",
+                c.secret.clone(),
+                "must be a Secret name",
+            ));
         }
         if !c.file.is_empty()
             && let Err(why) = names::check_relative_path(&c.file)
         {
-            r.err(FieldError::invalid("spec.auth.clients.file", c.file.clone(), why));
+            r.err(FieldError::invalid(
+                "spec.auth.clients.file",
+                c.file.clone(),
+                why,
+            ));
         }
         if c.timeout < 0 {
-            r.err(FieldError::invalid("spec.auth.clients.timeout", c.timeout, "must be 0 or more"));
+            r.err(FieldError::invalid(
+                "spec.auth.clients.timeout",
+                c.timeout,
+                "must be 0 or more",
+            ));
         }
     }
     for (a, path, configured) in [
@@ -546,12 +651,23 @@ fn check_auth(r: &mut Report, s: &b::NatsClusterSpec) {
             continue;
         }
         if a.secret.is_empty() {
-            r.err(FieldError::required(format!("{path}.secret"), "name the Secret with the credentials"));
+            r.err(FieldError::required(
+                format!("{path}.secret"),
+                "name the Secret with the credentials",
+            ));
         } else if !names::is_dns1123_subdomain(&a.secret) {
-            r.err(FieldError::invalid(format!("{path}.secret"), a.secret.clone(), "must be a Secret name"));
+            r.err(FieldError::invalid(
+                format!("{path}.secret"),
+                a.secret.clone(),
+                "must be a Secret name",
+            ));
         }
         if a.timeout < 0 {
-            r.err(FieldError::invalid(format!("{path}.timeout"), a.timeout, "must be 0 or more"));
+            r.err(FieldError::invalid(
+                format!("{path}.timeout"),
+                a.timeout,
+                "must be 0 or more",
+            ));
         }
     }
     if let Some(j) = &auth.jwt {
@@ -567,7 +683,10 @@ fn check_auth(r: &mut Report, s: &b::NatsClusterSpec) {
                 "must be a Secret name",
             ));
         }
-        if !j.resolver.is_empty() && !(j.resolver == "MEMORY" || (j.resolver.starts_with("URL(") && j.resolver.ends_with(')'))) {
+        if !j.resolver.is_empty()
+            && !(j.resolver == "MEMORY"
+                || (j.resolver.starts_with("URL(") && j.resolver.ends_with(')')))
+        {
             r.err(FieldError::invalid(
                 "spec.auth.jwt.resolver",
                 j.resolver.clone(),
@@ -584,7 +703,10 @@ fn check_routes(r: &mut Report, name: &str, s: &b::NatsClusterSpec) {
     for (i, route) in s.extra_routes.iter().enumerate() {
         let path = format!("spec.extraRoutes[{i}]");
         match (route.cluster.is_empty(), route.route.is_empty()) {
-            (true, true) => r.err(FieldError::required(&path, "set exactly one of cluster or route")),
+            (true, true) => r.err(FieldError::required(
+                &path,
+                "set exactly one of cluster or route",
+            )),
             (false, false) => r.err(FieldError::invalid(
                 &path,
                 serde_json::json!({"cluster": route.cluster, "route": route.route}),
@@ -606,8 +728,14 @@ fn check_routes(r: &mut Report, name: &str, s: &b::NatsClusterSpec) {
                 }
             }
             (true, false) => {
-                if let Err(why) = names::check_url(&route.route, &["nats", "nats-route", "tls"], true) {
-                    r.err(FieldError::invalid(format!("{path}.route"), route.route.clone(), why));
+                if let Err(why) =
+                    names::check_url(&route.route, &["nats", "nats-route", "tls"], true)
+                {
+                    r.err(FieldError::invalid(
+                        format!("{path}.route"),
+                        route.route.clone(),
+                        why,
+                    ));
                 }
             }
         }
@@ -616,11 +744,19 @@ fn check_routes(r: &mut Report, name: &str, s: &b::NatsClusterSpec) {
 
 fn check_port(r: &mut Report, path: &str, port: i32, used: &mut Vec<(i32, String)>) {
     if !(1..=65535).contains(&port) {
-        r.err(FieldError::invalid(path, port, "must be between 1 and 65535"));
+        r.err(FieldError::invalid(
+            path,
+            port,
+            "must be between 1 and 65535",
+        ));
         return;
     }
     if let Some((_, other)) = used.iter().find(|(p, _)| *p == port) {
-        r.err(FieldError::duplicate(path, port, format!("port already used by {other}")));
+        r.err(FieldError::duplicate(
+            path,
+            port,
+            format!("port already used by {other}"),
+        ));
         return;
     }
     used.push((port, path.to_string()));
@@ -637,33 +773,61 @@ fn check_listeners(r: &mut Report, s: &b::NatsClusterSpec, pod: &b::PodPolicy) {
     }
     if let Some(g) = &s.gateway {
         if g.port == 0 {
-            r.err(FieldError::required("spec.gateway.port", "a gateway needs a listen port, such as 7522"));
+            r.err(FieldError::required(
+                "spec.gateway.port",
+                "a gateway needs a listen port, such as 7522",
+            ));
         } else {
             check_port(r, "spec.gateway.port", g.port, &mut used);
         }
         if g.name.is_empty() {
-            r.err(FieldError::required("spec.gateway.name", "name this cluster's gateway"));
+            r.err(FieldError::required(
+                "spec.gateway.name",
+                "name this cluster's gateway",
+            ));
         } else if let Err(why) = names::check_nats_name(&g.name) {
-            r.err(FieldError::invalid("spec.gateway.name", g.name.clone(), why));
+            r.err(FieldError::invalid(
+                "spec.gateway.name",
+                g.name.clone(),
+                why,
+            ));
         }
         for (i, remote) in g.remotes.iter().enumerate() {
             let path = format!("spec.gateway.remotes[{i}]");
             if remote.name.is_empty() {
-                r.err(FieldError::required(format!("{path}.name"), "name the remote gateway"));
+                r.err(FieldError::required(
+                    format!("{path}.name"),
+                    "name the remote gateway",
+                ));
             } else if let Err(why) = names::check_nats_name(&remote.name) {
-                r.err(FieldError::invalid(format!("{path}.name"), remote.name.clone(), why));
+                r.err(FieldError::invalid(
+                    format!("{path}.name"),
+                    remote.name.clone(),
+                    why,
+                ));
             }
             if remote.url.is_empty() && remote.urls.is_empty() {
-                r.err(FieldError::required(format!("{path}.url"), "give the remote gateway's URL"));
+                r.err(FieldError::required(
+                    format!("{path}.url"),
+                    "give the remote gateway's URL",
+                ));
             }
-            for (field, url) in std::iter::once(("url".to_string(), &remote.url))
-                .chain(remote.urls.iter().enumerate().map(|(j, u)| (format!("urls[{j}]"), u)))
-            {
+            for (field, url) in std::iter::once(("url".to_string(), &remote.url)).chain(
+                remote
+                    .urls
+                    .iter()
+                    .enumerate()
+                    .map(|(j, u)| (format!("urls[{j}]"), u)),
+            ) {
                 if url.is_empty() {
                     continue;
                 }
                 if let Err(why) = names::check_url(url, &["nats", "tls"], true) {
-                    r.err(FieldError::invalid(format!("{path}.{field}"), url.clone(), why));
+                    r.err(FieldError::invalid(
+                        format!("{path}.{field}"),
+                        url.clone(),
+                        why,
+                    ));
                 }
             }
         }
@@ -675,32 +839,57 @@ fn check_listeners(r: &mut Report, s: &b::NatsClusterSpec, pod: &b::PodPolicy) {
         for (i, remote) in l.remotes.iter().enumerate() {
             let path = format!("spec.leafnode.remotes[{i}]");
             if remote.url.is_empty() && remote.urls.is_empty() {
-                r.err(FieldError::required(format!("{path}.urls"), "give at least one URL of the remote"));
+                r.err(FieldError::required(
+                    format!("{path}.urls"),
+                    "give at least one URL of the remote",
+                ));
             }
-            for (field, url) in std::iter::once(("url".to_string(), &remote.url))
-                .chain(remote.urls.iter().enumerate().map(|(j, u)| (format!("urls[{j}]"), u)))
-            {
+            for (field, url) in std::iter::once(("url".to_string(), &remote.url)).chain(
+                remote
+                    .urls
+                    .iter()
+                    .enumerate()
+                    .map(|(j, u)| (format!("urls[{j}]"), u)),
+            ) {
                 if url.is_empty() {
                     continue;
                 }
-                if let Err(why) = names::check_url(url, &["nats", "nats-leaf", "tls", "ws", "wss"], false) {
-                    r.err(FieldError::invalid(format!("{path}.{field}"), url.clone(), why));
+                if let Err(why) =
+                    names::check_url(url, &["nats", "nats-leaf", "tls", "ws", "wss"], false)
+                {
+                    r.err(FieldError::invalid(
+                        format!("{path}.{field}"),
+                        url.clone(),
+                        why,
+                    ));
                 }
             }
             if !remote.credentials.is_empty()
                 && let Err(why) = names::check_absolute_path(&remote.credentials)
             {
-                r.err(FieldError::invalid(format!("{path}.credentials"), remote.credentials.clone(), why));
+                r.err(FieldError::invalid(
+                    format!("{path}.credentials"),
+                    remote.credentials.clone(),
+                    why,
+                ));
             }
         }
     }
     if let Some(w) = &s.websocket {
         if w.port == 0 {
-            r.err(FieldError::required("spec.websocket.port", "websocket needs a listen port, such as 8080"));
+            r.err(FieldError::required(
+                "spec.websocket.port",
+                "websocket needs a listen port, such as 8080",
+            ));
         } else {
             check_port(r, "spec.websocket.port", w.port, &mut used);
         }
-        check_duration(r, "spec.websocket.handshakeTimeout", &w.handshake_timeout, true);
+        check_duration(
+            r,
+            "spec.websocket.handshakeTimeout",
+            &w.handshake_timeout,
+            true,
+        );
     }
 }
 
@@ -725,14 +914,18 @@ fn check_jetstream(r: &mut Report, s: &b::NatsClusterSpec, old: Option<&b::NatsC
         ));
     }
     if let Some(fs) = &js.file_storage {
-        if !fs.storage_class_name.is_empty() && !names::is_dns1123_subdomain(&fs.storage_class_name) {
+        if !fs.storage_class_name.is_empty() && !names::is_dns1123_subdomain(&fs.storage_class_name)
+        {
             r.err(FieldError::invalid(
                 "spec.jetstream.fileStorage.storageClassName",
                 fs.storage_class_name.clone(),
                 "must be a StorageClass name",
             ));
         }
-        if !matches!(fs.access_mode.as_str(), "" | "ReadWriteOnce" | "ReadWriteOncePod" | "ReadWriteMany") {
+        if !matches!(
+            fs.access_mode.as_str(),
+            "" | "ReadWriteOnce" | "ReadWriteOncePod" | "ReadWriteMany"
+        ) {
             r.err(FieldError::not_supported(
                 "spec.jetstream.fileStorage.accessMode",
                 &fs.access_mode,
@@ -793,65 +986,143 @@ fn check_jetstream(r: &mut Report, s: &b::NatsClusterSpec, old: Option<&b::NatsC
 const ALPHA_PATHS: &[(&str, &str)] = &[
     ("spec.image", "spec.serverImage"),
     ("spec.config.serverName", "spec.useServerName"),
-    ("spec.config.lameDuckDuration", "spec.lameDuckDurationSeconds"),
+    (
+        "spec.config.lameDuckDuration",
+        "spec.lameDuckDurationSeconds",
+    ),
     ("spec.config.noAdvertise", "spec.noAdvertise"),
-    ("spec.config.writeDeadline", "spec.natsConfig.write_deadline"),
+    (
+        "spec.config.writeDeadline",
+        "spec.natsConfig.write_deadline",
+    ),
     ("spec.config.logtime", "spec.natsConfig.disableLogtime"),
     ("spec.config", "spec.natsConfig"),
     ("spec.pod.template", "spec.template"),
     ("spec.pod.env", "spec.pod.natsEnv"),
-    ("spec.pod.hostPorts.client", "spec.pod.enableClientsHostPort"),
-    ("spec.pod.hostPorts.gateway", "spec.pod.disableGatewaysHostPort"),
-    ("spec.pod.hostPorts.leafnode", "spec.pod.disableLeafnodesHostPort"),
-    ("spec.pod.hostPorts.websocket", "spec.pod.disableWebsocketsHostPort"),
-    ("spec.pod.externalAdvertise.image", "spec.pod.bootconfigImage"),
-    ("spec.pod.externalAdvertise.tag", "spec.pod.bootconfigImageTag"),
+    (
+        "spec.pod.hostPorts.client",
+        "spec.pod.enableClientsHostPort",
+    ),
+    (
+        "spec.pod.hostPorts.gateway",
+        "spec.pod.disableGatewaysHostPort",
+    ),
+    (
+        "spec.pod.hostPorts.leafnode",
+        "spec.pod.disableLeafnodesHostPort",
+    ),
+    (
+        "spec.pod.hostPorts.websocket",
+        "spec.pod.disableWebsocketsHostPort",
+    ),
+    (
+        "spec.pod.externalAdvertise.image",
+        "spec.pod.bootconfigImage",
+    ),
+    (
+        "spec.pod.externalAdvertise.tag",
+        "spec.pod.bootconfigImageTag",
+    ),
     ("spec.pod.externalAdvertise", "spec.pod.advertiseExternalIP"),
-    ("spec.pod.configReloader.imagePullPolicy", "spec.pod.reloaderImagePullPolicy"),
+    (
+        "spec.pod.configReloader.imagePullPolicy",
+        "spec.pod.reloaderImagePullPolicy",
+    ),
     ("spec.pod.configReloader.image", "spec.pod.reloaderImage"),
     ("spec.pod.configReloader.tag", "spec.pod.reloaderImageTag"),
-    ("spec.pod.configReloader.resources", "spec.pod.reloaderResources"),
+    (
+        "spec.pod.configReloader.resources",
+        "spec.pod.reloaderResources",
+    ),
     ("spec.pod.configReloader", "spec.pod.enableConfigReload"),
-    ("spec.pod.metrics.imagePullPolicy", "spec.pod.metricsImagePullPolicy"),
+    (
+        "spec.pod.metrics.imagePullPolicy",
+        "spec.pod.metricsImagePullPolicy",
+    ),
     ("spec.pod.metrics.image", "spec.pod.metricsImage"),
     ("spec.pod.metrics.tag", "spec.pod.metricsImageTag"),
     ("spec.pod.metrics", "spec.pod.enableMetrics"),
     ("spec.tls.client.secret", "spec.tls.serverSecret"),
     ("spec.tls.client.caFile", "spec.tls.serverSecretCAFileName"),
-    ("spec.tls.client.certFile", "spec.tls.serverSecretCertFileName"),
-    ("spec.tls.client.keyFile", "spec.tls.serverSecretKeyFileName"),
+    (
+        "spec.tls.client.certFile",
+        "spec.tls.serverSecretCertFileName",
+    ),
+    (
+        "spec.tls.client.keyFile",
+        "spec.tls.serverSecretKeyFileName",
+    ),
     ("spec.tls.client.timeout", "spec.tls.clientsTLSTimeout"),
     ("spec.tls.client.verifyAndMap", "spec.auth.tlsVerifyAndMap"),
     ("spec.tls.client.verify", "spec.tls.verify"),
     ("spec.tls.client.cipherSuites", "spec.tls.cipherSuites"),
-    ("spec.tls.client.curvePreferences", "spec.tls.curvePreferences"),
+    (
+        "spec.tls.client.curvePreferences",
+        "spec.tls.curvePreferences",
+    ),
     ("spec.tls.client", "spec.tls"),
     ("spec.tls.routes.secret", "spec.tls.routesSecret"),
     ("spec.tls.routes.caFile", "spec.tls.routesSecretCAFileName"),
-    ("spec.tls.routes.certFile", "spec.tls.routesSecretCertFileName"),
-    ("spec.tls.routes.keyFile", "spec.tls.routesSecretKeyFileName"),
+    (
+        "spec.tls.routes.certFile",
+        "spec.tls.routesSecretCertFileName",
+    ),
+    (
+        "spec.tls.routes.keyFile",
+        "spec.tls.routesSecretKeyFileName",
+    ),
     ("spec.tls.routes.timeout", "spec.tls.routesTLSTimeout"),
     ("spec.tls.routes", "spec.tls.routesSecret"),
     ("spec.tls.gateway.secret", "spec.tls.gatewaySecret"),
-    ("spec.tls.gateway.caFile", "spec.tls.gatewaySecretCAFileName"),
-    ("spec.tls.gateway.certFile", "spec.tls.gatewaySecretCertFileName"),
-    ("spec.tls.gateway.keyFile", "spec.tls.gatewaySecretKeyFileName"),
+    (
+        "spec.tls.gateway.caFile",
+        "spec.tls.gatewaySecretCAFileName",
+    ),
+    (
+        "spec.tls.gateway.certFile",
+        "spec.tls.gatewaySecretCertFileName",
+    ),
+    (
+        "spec.tls.gateway.keyFile",
+        "spec.tls.gatewaySecretKeyFileName",
+    ),
     ("spec.tls.gateway.timeout", "spec.tls.gatewaysTLSTimeout"),
     ("spec.tls.gateway", "spec.tls.gatewaySecret"),
     ("spec.tls.leafnode.secret", "spec.tls.leafnodeSecret"),
-    ("spec.tls.leafnode.caFile", "spec.tls.leafnodeSecretCAFileName"),
-    ("spec.tls.leafnode.certFile", "spec.tls.leafnodeSecretCertFileName"),
-    ("spec.tls.leafnode.keyFile", "spec.tls.leafnodeSecretKeyFileName"),
+    (
+        "spec.tls.leafnode.caFile",
+        "spec.tls.leafnodeSecretCAFileName",
+    ),
+    (
+        "spec.tls.leafnode.certFile",
+        "spec.tls.leafnodeSecretCertFileName",
+    ),
+    (
+        "spec.tls.leafnode.keyFile",
+        "spec.tls.leafnodeSecretKeyFileName",
+    ),
     ("spec.tls.leafnode.timeout", "spec.tls.leafnodesTLSTimeout"),
     ("spec.tls.leafnode", "spec.tls.leafnodeSecret"),
     ("spec.tls.websocket.secret", "spec.tls.websocketSecret"),
-    ("spec.tls.websocket.caFile", "spec.tls.websocketSecretCAFileName"),
-    ("spec.tls.websocket.certFile", "spec.tls.websocketSecretCertFileName"),
-    ("spec.tls.websocket.keyFile", "spec.tls.websocketSecretKeyFileName"),
+    (
+        "spec.tls.websocket.caFile",
+        "spec.tls.websocketSecretCAFileName",
+    ),
+    (
+        "spec.tls.websocket.certFile",
+        "spec.tls.websocketSecretCertFileName",
+    ),
+    (
+        "spec.tls.websocket.keyFile",
+        "spec.tls.websocketSecretKeyFileName",
+    ),
     ("spec.tls.websocket.timeout", "spec.tls.websocketTLSTimeout"),
     ("spec.tls.websocket", "spec.tls.websocketSecret"),
     ("spec.tls.httpsMonitoring", "spec.tls.enableHttps"),
-    ("spec.auth.clients.serviceAccounts", "spec.auth.enableServiceAccounts"),
+    (
+        "spec.auth.clients.serviceAccounts",
+        "spec.auth.enableServiceAccounts",
+    ),
     ("spec.auth.clients.secret", "spec.auth.clientsAuthSecret"),
     ("spec.auth.clients.file", "spec.auth.clientsAuthFile"),
     ("spec.auth.clients.timeout", "spec.auth.clientsAuthTimeout"),
@@ -894,7 +1165,10 @@ pub fn alpha_paths(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     let mut rest = text;
     while let Some(pos) = rest.find("spec.") {
-        let boundary = rest[..pos].chars().next_back().is_none_or(|c| !is_path_char(c));
+        let boundary = rest[..pos]
+            .chars()
+            .next_back()
+            .is_none_or(|c| !is_path_char(c));
         out.push_str(&rest[..pos]);
         let tail = &rest[pos..];
         let end = tail.find(|c: char| !is_path_char(c)).unwrap_or(tail.len());

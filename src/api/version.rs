@@ -33,7 +33,11 @@ pub fn parse(raw: &str) -> Result<NatsVersion, String> {
             && date.bytes().all(|b| b.is_ascii_digit())
             && matches!(date[4..6].parse::<u32>(), Ok(1..=12))
             && matches!(date[6..8].parse::<u32>(), Ok(1..=31));
-        return if ok { Ok(NatsVersion::Nightly) } else { Err(HELP.into()) };
+        return if ok {
+            Ok(NatsVersion::Nightly)
+        } else {
+            Err(HELP.into())
+        };
     }
     if s.len() > 128 {
         return Err(HELP.into());
@@ -56,7 +60,10 @@ pub fn parse(raw: &str) -> Result<NatsVersion, String> {
     }
     let mut nums = [0u64; 3];
     for (i, p) in parts.iter().enumerate() {
-        if p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit()) || (p.len() > 1 && p.starts_with('0')) {
+        if p.is_empty()
+            || !p.bytes().all(|b| b.is_ascii_digit())
+            || (p.len() > 1 && p.starts_with('0'))
+        {
             return Err(HELP.into());
         }
         nums[i] = p.parse().map_err(|_| HELP.to_string())?;
@@ -73,7 +80,12 @@ impl NatsVersion {
     fn triple(&self) -> Option<(u64, u64, u64)> {
         match self {
             NatsVersion::Nightly => None,
-            NatsVersion::Release { major, minor, patch, .. } => Some((*major, *minor, *patch)),
+            NatsVersion::Release {
+                major,
+                minor,
+                patch,
+                ..
+            } => Some((*major, *minor, *patch)),
         }
     }
 
@@ -113,7 +125,9 @@ impl NatsVersion {
 /// Binary path for a raw version string; unparsable versions get `/nats-server` like
 /// the Go operator.
 pub fn binary_path(raw: &str) -> &'static str {
-    parse(raw).map(|v| v.binary_path()).unwrap_or("/nats-server")
+    parse(raw)
+        .map(|v| v.binary_path())
+        .unwrap_or("/nats-server")
 }
 
 #[cfg(test)]
@@ -138,10 +152,30 @@ mod tests {
 
     #[test]
     fn accepts_tags_users_write() {
-        for ok in ["2.10.24", "v2.1.9", "vv2.1.9", "2.10", "2.11.0-RC.1", "2.10-alpine", "nightly-20201008"] {
+        for ok in [
+            "2.10.24",
+            "v2.1.9",
+            "vv2.1.9",
+            "2.10",
+            "2.11.0-RC.1",
+            "2.10-alpine",
+            "nightly-20201008",
+        ] {
             assert!(parse(ok).is_ok(), "{ok}");
         }
-        for bad in ["", "latest", "2", "2.x", "2.10.1.1", "02.1.0", "nightly-2020", "nightly-20201308", "2.1.0-", "2.1 .0", "2.1.0-a\"b"] {
+        for bad in [
+            "",
+            "latest",
+            "2",
+            "2.x",
+            "2.10.1.1",
+            "02.1.0",
+            "nightly-2020",
+            "nightly-20201308",
+            "2.1.0-",
+            "2.1 .0",
+            "2.1.0-a\"b",
+        ] {
             assert!(parse(bad).is_err(), "{bad}");
         }
     }

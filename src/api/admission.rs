@@ -1,0 +1,171 @@
+//! The admission decisions on whole objects as JSON, for either served version: what
+//! the validating and mutating webhooks call. Pure: no I/O, no clock.
+
+use std::collections::BTreeMap;
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::field::{FieldError, Validation};
+use super::{V1ALPHA2, V1BETA1, defaults, v1alpha2 as a, v1beta1 as b, validate};
+
+/// Decodes `value` (or its `spec`) into `T`, turning serde's error into a field error
+/// that names the offending path.
+fn decode<T: DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, FieldError> {
+    let v = if value.is_null() {
+        Value::Object(Default::default())
+    } else {
+        value.clone()
+    };
+    serde_path_to_error::deserialize(v).map_err(|e| {
+        let inner = e.path().to_string();
+        let field = if inner == "." || inner.is_empty() {
+            prefix.to_string()
+        } else {
+            format!("{prefix}.{inner}")
+        };
+        let mut msg = e.inner().to_string();
+        if let Some(i) = msg.find(" at line ") {
+            msg.truncate(i);
+        }
+        FieldError::invalid(field, "<value>", msg)
+    })
+}
+
+fn kind_and_version(obj: &Value) -> (&str, &str) {
+    (
+        obj.get("kind").and_then(Value::as_str).unwrap_or(""),
+        obj.get("apiVersion").and_then(Value::as_str).unwrap_or(""),
+    )
+}
+
+fn name(obj: &Value) -> &str {
+    obj.pointer("/metadata/name")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+fn labels(obj: &Value) -> BTreeMap<String, String> {
+    obj.pointer("/metadata/labels")
+        .and_then(|l| serde_json::from_value(l.clone()).ok())
+        .unwrap_or_default()
+}
+
+fn unsupported(kind: &str, api_version: &str) -> Vec<FieldError> {
+    vec![FieldError::not_supported(
+        "apiVersion",
+        &format!("{api_version} {kind}"),
+        &[
+            "nats.io/v1beta1 NatsCluster",
+            "nats.io/v1alpha2 NatsCluster",
+            "nats.io/v1beta1 NatsServiceRole",
+            "nats.io/v1alpha2 NatsServiceRole",
+        ],
+    )]
+}
+
+/// Validates a new object against the stored one (`old`, on UPDATE).
+pub fn validate_object(new: &Value, old: Option<&Value>) -> Validation {
+    // An object on its way out is never blocked (finalizer removal must go through).
+    if new
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+    {
+        return Ok(Vec::new());
+    }
+    let (kind, api_version) = kind_and_version(new);
+    let spec = new.get("spec").unwrap_or(&Value::Null);
+    let old_spec = old.map(|o| o.get("spec").unwrap_or(&Value::Null));
+    // Stored objects may predate every rule (the Go operator had no schema): if the
+    // spec did not change, let the update through without decoding anything.
+    if old_spec.is_some_and(|o| o == spec) {
+        return Ok(Vec::new());
+    }
+    match (kind, api_version) {
+        ("NatsCluster", V1BETA1) => {
+            let new_spec: b::NatsClusterSpec = decode(spec, "spec").map_err(|e| vec![e])?;
+            let old_spec = old_spec.and_then(|o| decode::<b::NatsClusterSpec>(o, "spec").ok());
+            validate::validate_v1beta1(name(new), &new_spec, old_spec.as_ref())
+        }
+        ("NatsCluster", V1ALPHA2) => {
+            let new_spec: a::ClusterSpec = decode(spec, "spec").map_err(|e| vec![e])?;
+            let old_spec = old_spec.and_then(|o| decode::<a::ClusterSpec>(o, "spec").ok());
+            validate::validate_v1alpha2(name(new), &new_spec, old_spec.as_ref())
+        }
+        ("NatsServiceRole", V1BETA1 | V1ALPHA2) => {
+            let new_spec: a::ServiceRoleSpec = decode(spec, "spec").map_err(|e| vec![e])?;
+            let old_spec = old_spec.and_then(|o| decode::<a::ServiceRoleSpec>(o, "spec").ok());
+            validate::validate_service_role(&labels(new), &new_spec, old_spec.as_ref())
+        }
+        _ => Err(unsupported(kind, api_version)),
+    }
+}
+
+/// The defaulted object and warnings, in the object's own version. Objects that do
+/// not decode are returned unchanged: the validating webhook explains what is wrong.
+pub fn default_object(new: &Value, old: Option<&Value>) -> (Value, Vec<String>) {
+    let (kind, api_version) = kind_and_version(new);
+    let spec = new.get("spec").unwrap_or(&Value::Null);
+    let old_spec = old.map(|o| o.get("spec").unwrap_or(&Value::Null));
+    let mut out = new.clone();
+    let (spec_value, warnings) = match (kind, api_version) {
+        ("NatsCluster", V1BETA1) => {
+            let Ok(mut s) = decode::<b::NatsClusterSpec>(spec, "spec") else {
+                return (out, Vec::new());
+            };
+            let old = old_spec.and_then(|o| decode::<b::NatsClusterSpec>(o, "spec").ok());
+            let w = defaults::default_v1beta1(&mut s, old.as_ref());
+            (serde_json::to_value(&s), w)
+        }
+        ("NatsCluster", V1ALPHA2) => {
+            let Ok(mut s) = decode::<a::ClusterSpec>(spec, "spec") else {
+                return (out, Vec::new());
+            };
+            let old = old_spec.and_then(|o| decode::<a::ClusterSpec>(o, "spec").ok());
+            let w = defaults::default_v1alpha2(&mut s, old.as_ref());
+            (serde_json::to_value(&s), w)
+        }
+        _ => return (out, Vec::new()),
+    };
+    if let (Ok(v), Some(map)) = (spec_value, out.as_object_mut()) {
+        // Only touch the object when defaulting changed something, so that spec keys
+        // the user wrote (even empty ones) stay as written otherwise.
+        if map.get("spec") != Some(&v) {
+            let mut merged = map.get("spec").cloned().unwrap_or(Value::Null);
+            merge_defaults(&mut merged, &v);
+            map.insert("spec".into(), merged);
+        }
+    }
+    (out, warnings)
+}
+
+/// Brings `target` to `defaulted` while keeping keys of `target` that the typed round
+/// trip would drop (explicit zero values), so the patch only carries real changes.
+fn merge_defaults(target: &mut Value, defaulted: &Value) {
+    match (target, defaulted) {
+        (Value::Object(t), Value::Object(d)) => {
+            for (k, dv) in d {
+                match t.get_mut(k) {
+                    Some(tv) => merge_defaults(tv, dv),
+                    None => {
+                        t.insert(k.clone(), dv.clone());
+                    }
+                }
+            }
+            // Keys the defaulting removed on purpose (the moved writeDeadline spelling).
+            t.retain(|k, v| d.contains_key(k) || is_zero(v) || !k.eq("writeDeadline"));
+        }
+        (t, d) => *t = d.clone(),
+    }
+}
+
+fn is_zero(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::Bool(b) => !b,
+        Value::Number(n) => n.as_f64() == Some(0.0),
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+    }
+}
