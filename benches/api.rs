@@ -1,1 +1,49 @@
-fn main() {}
+//! Criterion benchmarks of the pure API functions: validate, default and convert on the
+//! richest upstream example, and a 500-object conversion batch (a LIST's worth).
+
+use std::hint::black_box;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use nats_operator::api::admission::{default_object, validate_object};
+use nats_operator::api::convert::convert_object;
+use serde_json::Value;
+
+fn richest_example() -> Value {
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/nats-operator-examples/example-super-cluster.yaml"
+    );
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    serde_yaml::from_str(&text).unwrap_or(Value::Null)
+}
+
+fn bench(c: &mut Criterion) {
+    let obj = richest_example();
+    let (defaulted, _) = default_object(&obj, None);
+    let beta = convert_object(defaulted.clone(), "nats.io/v1beta1").unwrap_or(Value::Null);
+    c.bench_function("validate v1alpha2 super-cluster", |b| {
+        b.iter(|| validate_object(black_box(&defaulted), None))
+    });
+    c.bench_function("default v1alpha2 super-cluster", |b| {
+        b.iter(|| default_object(black_box(&obj), None))
+    });
+    c.bench_function("convert v1alpha2->v1beta1 super-cluster", |b| {
+        b.iter(|| convert_object(black_box(defaulted.clone()), "nats.io/v1beta1"))
+    });
+    c.bench_function("convert v1beta1->v1alpha2 super-cluster", |b| {
+        b.iter(|| convert_object(black_box(beta.clone()), "nats.io/v1alpha2"))
+    });
+    let batch: Vec<Value> = (0..500).map(|_| beta.clone()).collect();
+    c.bench_function("convert 500 objects v1beta1->v1alpha2", |b| {
+        b.iter(|| {
+            batch
+                .iter()
+                .cloned()
+                .map(|o| convert_object(o, "nats.io/v1alpha2"))
+                .collect::<Vec<_>>()
+        })
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);
