@@ -63,7 +63,7 @@ pub enum ManifestError {
         /// Name of the object.
         name: String,
         /// The conversion error.
-        source: ConvertError,
+        source: Box<ConvertError>,
     },
 }
 
@@ -109,7 +109,7 @@ pub fn convert_stream(input: &str, to: &str) -> Result<String, ManifestError> {
             index: doc.index,
             kind,
             name,
-            source,
+            source: Box::new(source),
         })?;
         let yaml = serde_yaml::to_string(&converted).map_err(|source| ManifestError::Yaml {
             index: doc.index,

@@ -5,6 +5,9 @@
 //! Zero values are omitted like Go's `omitempty`. The version is served but deprecated;
 //! objects are stored as [`super::v1beta1`].
 
+// kube-derive expands each `printcolumn(...)` into attributes clippy sees as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{EnvVar, ResourceRequirements, Toleration, VolumeMount};

@@ -6,6 +6,9 @@
 //! room for JetStream storage, disruption budgets and topology spread.
 //! Everything a `v1alpha2` object can say has a home here (see [`super::convert`]).
 
+// kube-derive expands each `printcolumn(...)` into attributes clippy sees as duplicates.
+#![allow(clippy::duplicated_attributes)]
+
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{

@@ -683,10 +683,10 @@ fn check_auth(r: &mut Report, s: &b::NatsClusterSpec) {
                 "must be a Secret name",
             ));
         }
-        if !j.resolver.is_empty()
-            && !(j.resolver == "MEMORY"
-                || (j.resolver.starts_with("URL(") && j.resolver.ends_with(')')))
-        {
+        let resolver_ok = j.resolver.is_empty()
+            || j.resolver == "MEMORY"
+            || (j.resolver.starts_with("URL(") && j.resolver.ends_with(')'));
+        if !resolver_ok {
             r.err(FieldError::invalid(
                 "spec.auth.jwt.resolver",
                 j.resolver.clone(),
