@@ -1,4 +1,6 @@
 //! The NATS operator for Kubernetes: the `nats.io` API (validation, defaulting,
 //! conversion), the admission and conversion webhooks and the reconcile loop.
 pub mod api;
+pub mod install;
 pub mod manifest;
+pub mod webhooks;

@@ -3,6 +3,9 @@
 use std::io::Read;
 use std::process::ExitCode;
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
 use clap::{Parser, Subcommand};
 use nats_operator::api::crd::{ConversionEndpoint, crds_yaml};
 use nats_operator::manifest::convert_stream;
@@ -26,6 +29,27 @@ enum Command {
         /// Name of the operator's Service.
         #[arg(long, default_value = "nats-operator")]
         service: String,
+    },
+    /// Serve the admission and conversion webhooks alone, with no cluster.
+    ///
+    /// For local development, benchmarks and external test suites. Endpoints (HTTPS,
+    /// HTTP/1.1): POST /validate, POST /mutate (admission.k8s.io/v1 AdmissionReview),
+    /// POST /convert (apiextensions.k8s.io/v1 ConversionReview), GET /healthz, GET /readyz.
+    ///
+    /// If CERT_DIR has no tls.crt/tls.key, a CA and a serving certificate for localhost
+    /// and 127.0.0.1 are created there as ca.crt, tls.crt and tls.key; otherwise the
+    /// files are served as given and reloaded when they change (for example a mounted
+    /// cert-manager Secret). Stops gracefully on SIGTERM or Ctrl-C.
+    Webhook {
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:9443")]
+        listen: SocketAddr,
+        /// Directory with tls.crt and tls.key (created with ca.crt when missing).
+        #[arg(long)]
+        cert_dir: PathBuf,
+        /// Extra DNS names or IPs for a generated certificate.
+        #[arg(long = "san")]
+        sans: Vec<String>,
     },
     /// Convert NatsCluster and NatsServiceRole manifests between API versions, offline.
     ///
@@ -52,9 +76,90 @@ fn read_input(path: &str) -> std::io::Result<String> {
     }
 }
 
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(s) => s,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {},
+            _ = term.recv() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+fn run_webhook(listen: SocketAddr, cert_dir: PathBuf, sans: Vec<String>) -> anyhow::Result<()> {
+    use nats_operator_certs::{FileCerts, ensure_dev_certs, server_config};
+    let outcome = ensure_dev_certs(&cert_dir, &sans)?;
+    tracing::info!(dir = %cert_dir.display(), ?outcome, "serving certificates");
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let certs = FileCerts::load(&cert_dir)?;
+        let tls = server_config(certs.resolver())?;
+        let state = nats_operator::webhooks::state();
+        let opts = nats_operator_webhook::ServerOptions::default().readiness(state.readiness());
+        let listener = tokio::net::TcpListener::bind(listen).await?;
+        tracing::info!(%listen, "webhook server listening");
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let mut reload_rx = stop_rx.clone();
+        let reloader = tokio::spawn(certs.run(async move {
+            let _ = reload_rx.wait_for(|s| *s).await;
+        }));
+        let server = nats_operator_webhook::serve_with(
+            listener,
+            Some(tls),
+            nats_operator_webhook::router(state),
+            async move {
+                shutdown_signal().await;
+                tracing::info!("shutting down");
+                let _ = stop_tx.send(true);
+            },
+            opts,
+        );
+        server.await?;
+        let _ = reloader.await;
+        Ok(())
+    })
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    init_tracing();
     match cli.command {
+        Command::Webhook {
+            listen,
+            cert_dir,
+            sans,
+        } => match run_webhook(listen, cert_dir, sans) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                ExitCode::FAILURE
+            }
+        },
         Command::Crds { namespace, service } => {
             let endpoint = ConversionEndpoint::Service {
                 namespace,

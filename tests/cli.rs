@@ -1,0 +1,168 @@
+//! The binary as users run it: `crds`, `convert` and `webhook` (queried with curl).
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_nats-operator");
+
+fn examples() -> std::path::PathBuf {
+    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../shared/fixtures/nats-operator-examples")
+}
+
+#[test]
+fn convert_round_trips_every_upstream_example_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut files: Vec<_> = std::fs::read_dir(examples())
+        .expect("examples")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 15);
+    for file in files {
+        let up = Command::new(BIN)
+            .args(["convert", "--to", "nats.io/v1beta1", "-f"])
+            .arg(&file)
+            .output()
+            .expect("run");
+        assert!(
+            up.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&up.stderr)
+        );
+        let up_path = dir.path().join("up.yaml");
+        std::fs::write(&up_path, &up.stdout).expect("write");
+        let down = Command::new(BIN)
+            .args(["convert", "--to", "nats.io/v1alpha2", "-f"])
+            .arg(&up_path)
+            .output()
+            .expect("run");
+        assert!(down.status.success());
+        let parse = |bytes: &[u8]| -> Vec<serde_json::Value> {
+            serde_yaml::Deserializer::from_slice(bytes)
+                .filter_map(|d| serde::Deserialize::deserialize(d).ok())
+                .filter(|v: &serde_json::Value| !v.is_null())
+                .collect()
+        };
+        let original = parse(&std::fs::read(&file).expect("read"));
+        let back = parse(&down.stdout);
+        assert_eq!(original.len(), back.len(), "{}", file.display());
+        for (o, b) in original.iter().zip(&back) {
+            if o["kind"] == "NatsCluster" {
+                // The typed form drops nothing the Go operator read; compare semantically.
+                let canon = |v: &serde_json::Value| {
+                    serde_json::from_value::<nats_operator::api::v1alpha2::NatsCluster>(v.clone())
+                        .ok()
+                };
+                assert_eq!(canon(o), canon(b), "{}", file.display());
+            } else {
+                assert_eq!(o, b, "{}: other documents pass through", file.display());
+            }
+        }
+        if file.ends_with("example-nats-cluster-tls.yaml") {
+            let text = String::from_utf8_lossy(&up.stdout);
+            assert!(
+                text.contains("apiVersion: nats.io/v1beta1") && text.contains("routes:"),
+                "{text}"
+            );
+        }
+    }
+}
+
+#[test]
+fn convert_reports_unreadable_input() {
+    let out = Command::new(BIN)
+        .args([
+            "convert",
+            "--to",
+            "nats.io/v1beta1",
+            "-f",
+            "/nonexistent.yaml",
+        ])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /nonexistent.yaml"));
+    let out = Command::new(BIN)
+        .args(["convert", "--to", "nats.io/v2", "-f", "-"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+}
+
+#[test]
+fn crds_prints_both_definitions() {
+    let out = Command::new(BIN).arg("crds").output().expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success());
+    assert!(
+        text.contains("name: natsclusters.nats.io")
+            && text.contains("name: natsserviceroles.nats.io")
+    );
+}
+
+#[test]
+fn webhook_serves_a_review_to_curl_trusting_only_the_generated_ca() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        panic!("curl is required for this test (apt-get install curl)");
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("port");
+    let mut child = Command::new(BIN)
+        .args([
+            "webhook",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--cert-dir",
+        ])
+        .arg(dir.path())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn");
+    let ca = dir.path().join("ca.crt");
+    let curl = |args: &[&str]| {
+        Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(&ca)
+            .args(args)
+            .output()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(o) = curl(&[&format!("https://localhost:{port}/readyz")])
+            && o.status.success()
+        {
+            break;
+        }
+        assert!(Instant::now() < deadline, "webhook did not become ready");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let review = r#"{"apiVersion":"admission.k8s.io/v1","kind":"AdmissionReview","request":{"uid":"u1","kind":{"group":"nats.io","version":"v1alpha2","kind":"NatsCluster"},"resource":{"group":"nats.io","version":"v1alpha2","resource":"natsclusters"},"name":"x","namespace":"d","operation":"CREATE","userInfo":{"username":"a"},"object":{"apiVersion":"nats.io/v1alpha2","kind":"NatsCluster","metadata":{"name":"x"},"spec":{"size":-1}}}}"#;
+    let out = curl(&[
+        "-H",
+        "Content-Type: application/json",
+        "-d",
+        review,
+        &format!("https://127.0.0.1:{port}/validate?timeout=10s"),
+    ])
+    .expect("curl");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().expect("wait");
+    let body: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(body["response"]["uid"], "u1");
+    assert_eq!(
+        body["response"]["status"]["details"]["causes"][0]["field"],
+        "spec.size"
+    );
+    assert!(
+        status.success(),
+        "SIGTERM must end the server cleanly: {status:?}"
+    );
+}
