@@ -3,4 +3,5 @@
 pub mod api;
 pub mod install;
 pub mod manifest;
+pub mod run;
 pub mod webhooks;

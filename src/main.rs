@@ -21,6 +21,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Run the operator: the HTTPS admission and conversion webhooks with self-managed
+    /// (or provided) certificates and caBundle injection, and health endpoints.
+    Run(nats_operator::run::RunArgs),
     /// Print the NatsCluster and NatsServiceRole CustomResourceDefinitions as YAML.
     Crds {
         /// Namespace of the operator's Service, which serves the conversion webhook.
@@ -149,6 +152,25 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
     match cli.command {
+        Command::Run(args) => {
+            let runtime = match tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(nats_operator::run::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Webhook {
             listen,
             cert_dir,
