@@ -3,5 +3,6 @@
 pub mod api;
 pub mod install;
 pub mod manifest;
+pub mod manifests;
 pub mod run;
 pub mod webhooks;

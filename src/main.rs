@@ -54,6 +54,13 @@ enum Command {
         #[arg(long = "san")]
         sans: Vec<String>,
     },
+    /// Write the install manifests (CRDs, RBAC, Deployment, Service, webhook
+    /// configurations, kustomize overlays) into a directory, as checked in under manifests/.
+    Manifests {
+        /// Output directory.
+        #[arg(long, default_value = "manifests")]
+        out: PathBuf,
+    },
     /// Convert NatsCluster and NatsServiceRole manifests between API versions, offline.
     ///
     /// Reads a multi-document YAML file (or `-` for stdin) and prints it with every
@@ -198,6 +205,28 @@ fn main() -> ExitCode {
                     ExitCode::FAILURE
                 }
             }
+        }
+        Command::Manifests { out } => {
+            let files = match nats_operator::manifests::all_files() {
+                Ok(f) => f,
+                Err(e) => {
+                    eprintln!("error: cannot render the manifests: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            for (name, content) in files {
+                let path = out.join(name);
+                let written = path
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| std::fs::write(&path, content));
+                if let Err(e) = written {
+                    eprintln!("error: cannot write {}: {e}", path.display());
+                    return ExitCode::FAILURE;
+                }
+                println!("wrote {}", path.display());
+            }
+            ExitCode::SUCCESS
         }
         Command::Convert { to, file } => {
             let input = match read_input(&file) {

@@ -13,18 +13,39 @@
 //!
 //! Each test works in its own [`TestNamespace`], deleted when the guard drops (also on panic).
 //!
+//! The operator's side: [`WebhookServer`] runs our real webhook server in process on
+//! `https://127.0.0.1:<port>` (its own thread and runtime, shared per test binary, stoppable
+//! and restartable); [`NatsOperator::shared`] applies the CRDs and webhook configurations
+//! pointing at it and waits until the apiserver calls them. Against an external cluster the
+//! operator must already be installed there (e.g. from `manifests/`); otherwise the
+//! webhook scenarios are skipped with a message. [`TestCluster::kubectl_run`] runs kubectl as a
+//! user would and keeps its exit code and output; [`WebhookLatencies`] reads the apiserver's
+//! own webhook latency histograms.
+//!
 //! Environment:
 //! * `E2E_KUBECONFIG` / `KUBECONFIG`: use that cluster instead of starting one.
 //! * `NATS_OPERATOR_TESTPLANE_DIR`: directory with `kube-testplane` (and `kubectl`); otherwise
 //!   `e2e/controlplane/build.sh` is run (a no-op when its cache is warm).
 //! * `KUBECTL`: the kubectl to use in [`TestCluster::kubectl`].
 //! * `E2E_LOG_DIR`: where `kube-testplane` logs go (default `$TMPDIR/nats-operator-e2e`).
+//! * `NATS_OPERATOR_EXAMPLES`: the upstream examples (default
+//!   `../shared/fixtures/nats-operator-examples` next to the repository).
 
 mod cluster;
+pub mod fixtures;
+mod kubectl;
+pub mod metrics;
 mod namespace;
+pub mod operator;
+pub mod scenario;
+mod webhook;
 
 pub use cluster::{ReadyInfo, TestCluster};
+pub use kubectl::KubectlRun;
+pub use metrics::WebhookLatencies;
 pub use namespace::{TEST_NAMESPACE_LABEL, TestNamespace};
+pub use operator::NatsOperator;
+pub use webhook::WebhookServer;
 
 /// Re-exported so tests use exactly the harness's versions.
 pub use k8s_openapi;

@@ -1,0 +1,131 @@
+//! Running `kubectl` the way a user does, and keeping what it printed.
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+
+use crate::TestCluster;
+
+/// What one `kubectl` invocation did.
+#[derive(Debug, Clone)]
+pub struct KubectlRun {
+    /// The command line (without `--kubeconfig`), for messages.
+    pub command: String,
+    /// Exit code (`None` when killed by a signal).
+    pub code: Option<i32>,
+    /// Standard output.
+    pub stdout: String,
+    /// Standard error.
+    pub stderr: String,
+    /// Wall time.
+    pub elapsed: Duration,
+}
+
+impl KubectlRun {
+    /// Exit code 0.
+    pub fn success(&self) -> bool {
+        self.code == Some(0)
+    }
+
+    /// Panics (with everything kubectl printed) unless it exited 0; returns `self`.
+    #[track_caller]
+    pub fn assert_success(&self) -> &Self {
+        assert!(self.success(), "expected success:\n{self}");
+        self
+    }
+
+    /// Panics (with everything kubectl printed) unless it exited non-zero; returns `self`.
+    #[track_caller]
+    pub fn assert_failure(&self) -> &Self {
+        assert!(
+            self.code.is_some_and(|c| c != 0),
+            "expected a failure:\n{self}"
+        );
+        self
+    }
+
+    /// Panics unless stderr contains `needle`.
+    #[track_caller]
+    pub fn assert_stderr_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stderr.contains(needle),
+            "stderr lacks {needle:?}:\n{self}"
+        );
+        self
+    }
+
+    /// Panics unless stdout contains `needle`.
+    #[track_caller]
+    pub fn assert_stdout_contains(&self, needle: &str) -> &Self {
+        assert!(
+            self.stdout.contains(needle),
+            "stdout lacks {needle:?}:\n{self}"
+        );
+        self
+    }
+
+    /// Parses stdout as JSON (for `-o json`).
+    pub fn json(&self) -> Result<serde_json::Value> {
+        serde_json::from_str(&self.stdout)
+            .with_context(|| format!("stdout of `{}` is not JSON:\n{self}", self.command))
+    }
+}
+
+impl std::fmt::Display for KubectlRun {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "$ {}   # exit {:?}, {:?}",
+            self.command, self.code, self.elapsed
+        )?;
+        if !self.stdout.is_empty() {
+            writeln!(f, "--- stdout\n{}", self.stdout.trim_end())?;
+        }
+        if !self.stderr.is_empty() {
+            writeln!(f, "--- stderr\n{}", self.stderr.trim_end())?;
+        }
+        Ok(())
+    }
+}
+
+impl TestCluster {
+    /// Runs `kubectl <args>` against this cluster and returns what it printed. Every run is
+    /// echoed on stderr (which the test harness shows for failing tests).
+    pub fn kubectl_run(&self, args: &[&str]) -> Result<KubectlRun> {
+        self.kubectl_run_stdin(args, None)
+    }
+
+    /// Like [`TestCluster::kubectl_run`], with `stdin` piped in (for `-f -`).
+    pub fn kubectl_run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Result<KubectlRun> {
+        let mut cmd: Command = self.try_kubectl()?;
+        cmd.args(args)
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let command = format!("kubectl {}", args.join(" "));
+        let started = Instant::now();
+        let mut child = cmd.spawn().with_context(|| format!("spawning {command}"))?;
+        if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
+            pipe.write_all(input.as_bytes())
+                .with_context(|| format!("writing stdin of {command}"))?;
+        }
+        let out = child
+            .wait_with_output()
+            .with_context(|| format!("waiting for {command}"))?;
+        let run = KubectlRun {
+            command,
+            code: out.status.code(),
+            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+            elapsed: started.elapsed(),
+        };
+        eprint!("{run}");
+        Ok(run)
+    }
+}
