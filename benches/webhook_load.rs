@@ -18,12 +18,19 @@ use nats_operator_webhook::test_support::{LoadSpec, Scenario, run_suite};
 use serde_json::{Value, json};
 
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 fn example() -> Value {
-    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/nats-operator-examples/example-super-cluster.yaml");
-    let mut v: Value = serde_yaml::from_str(&std::fs::read_to_string(path).expect("example")).expect("yaml");
+    let path = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../shared/fixtures/nats-operator-examples/example-super-cluster.yaml"
+    );
+    let mut v: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(path).expect("example")).expect("yaml");
     v["metadata"]["namespace"] = json!("nats");
     v["metadata"]["uid"] = json!("3e7c1a2b-9d4f-4c8e-a1b2-7f6e5d4c3b2a");
     v
@@ -52,7 +59,11 @@ fn main() {
     let convert_rate: f64 = env_or("LOAD_CONVERT_RATE", 20.0);
     let n: usize = env_or("LOAD_CONVERT_OBJECTS", 500);
     let duration = Duration::from_secs_f64(secs);
-    let warmup = if full { Duration::from_millis(500) } else { Duration::ZERO };
+    let warmup = if full {
+        Duration::from_millis(500)
+    } else {
+        Duration::ZERO
+    };
 
     let object = example();
     let (defaulted, _) = default_object(&object, None);
@@ -72,7 +83,10 @@ fn main() {
         "webhook load (real domain): {conns} HTTPS/1.1 keep-alive connections, {secs}s per run, ConversionReview {n} objects ({} KiB)",
         convert.len() / 1024
     );
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         let w = |mut s: LoadSpec| {
             s.warmup = warmup;
@@ -85,14 +99,24 @@ fn main() {
                 Scenario::new("validate", "/validate?timeout=10s", review.clone()),
                 Scenario::new("mutate", "/mutate?timeout=10s", review),
             ],
-            &[w(LoadSpec::fixed_rate(conns, rate, duration)), w(LoadSpec::saturation(conns, duration))],
+            &[
+                w(LoadSpec::fixed_rate(conns, rate, duration)),
+                w(LoadSpec::saturation(conns, duration)),
+            ],
         )
         .await
         .unwrap();
         let conversion = run_suite(
             app(),
-            &[Scenario::new(format!("convert x{n}"), "/convert?timeout=30s", convert)],
-            &[w(LoadSpec::fixed_rate(conns.min(4), convert_rate, duration)), w(LoadSpec::saturation(1, duration))],
+            &[Scenario::new(
+                format!("convert x{n}"),
+                "/convert?timeout=30s",
+                convert,
+            )],
+            &[
+                w(LoadSpec::fixed_rate(conns.min(4), convert_rate, duration)),
+                w(LoadSpec::saturation(1, duration)),
+            ],
         )
         .await
         .unwrap();
