@@ -6,3 +6,4 @@ pub mod manifest;
 pub mod manifests;
 pub mod run;
 pub mod webhooks;
+pub mod controller;

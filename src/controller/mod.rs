@@ -1,0 +1,3 @@
+//! The reconcile loop: turns NatsClusters into member pods, services and config.
+
+pub mod plan;
