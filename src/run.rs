@@ -42,6 +42,40 @@ pub struct RunArgs {
     /// cainjector does it).
     #[arg(long)]
     pub no_ca_injection: bool,
+    /// Manage NatsClusters in every namespace instead of only `--namespace`.
+    #[arg(long)]
+    pub cluster_scoped: bool,
+    /// The Go operator's spelling of `--cluster-scoped` (`ClusterScoped=true`), accepted so
+    /// its Deployments keep working.
+    #[arg(long)]
+    pub feature_gates: Option<String>,
+    /// This replica's name in the leader Lease (the pod name).
+    #[arg(long, env = "MY_POD_NAME", default_value = "nats-operator")]
+    pub pod_name: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "nats-operator")]
+    pub lease: String,
+    /// Serve the webhooks only: run no controller (for a webhook-only Deployment).
+    #[arg(long)]
+    pub webhooks_only: bool,
+}
+
+impl RunArgs {
+    /// The namespaces to manage.
+    pub fn scope(&self) -> crate::controller::Scope {
+        let gate = self.feature_gates.as_deref().is_some_and(|g| {
+            g.split(',').any(|kv| {
+                kv.split_once('=').is_some_and(|(k, v)| {
+                    k.trim() == "ClusterScoped" && v.trim().eq_ignore_ascii_case("true")
+                })
+            })
+        });
+        if self.cluster_scoped || gate {
+            crate::controller::Scope::Cluster
+        } else {
+            crate::controller::Scope::Namespace(self.namespace.clone())
+        }
+    }
 }
 
 async fn shutdown_signal(tx: watch::Sender<bool>) {
@@ -70,6 +104,47 @@ fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> 
     let mut rx = rx.clone();
     async move {
         let _ = rx.wait_for(|s| *s).await;
+    }
+}
+
+/// Runs the controllers while this replica leads; stops them when it loses the Lease.
+async fn lead(
+    client: kube::Client,
+    scope: crate::controller::Scope,
+    identity: String,
+    metrics: Arc<crate::controller::metrics::Metrics>,
+    mut leader: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            r = leader.wait_for(|l| *l) => if r.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        tracing::info!(?scope, "starting controllers");
+        let (term_tx, term_rx) = watch::channel(false);
+        let mut leader_watch = leader.clone();
+        let mut stop_watch = stop.clone();
+        let guard = tokio::spawn(async move {
+            tokio::select! {
+                _ = leader_watch.wait_for(|l| !*l) => {},
+                _ = stop_watch.wait_for(|s| *s) => {},
+            }
+            let _ = term_tx.send(true);
+        });
+        crate::controller::run(
+            client.clone(),
+            scope.clone(),
+            identity.clone(),
+            metrics.clone(),
+            term_rx,
+        )
+        .await;
+        guard.abort();
+        tracing::info!("controllers stopped");
+        if *stop.borrow() {
+            return;
+        }
     }
 }
 
@@ -142,9 +217,47 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         tasks.spawn(CaBundleInjector::new(client.clone(), targets).run(bundle, stopped(&stop_rx)));
     }
 
-    // 3. Health endpoints on plain HTTP (readiness follows the webhook server only:
+    // 3. Controllers, on the replica that holds the Lease.
+    let metrics = Arc::new(crate::controller::metrics::Metrics::default());
+    if !args.webhooks_only {
+        let (leader_tx, leader_rx) = watch::channel(false);
+        let elector = crate::controller::leader::LeaderElector::new(
+            client.clone(),
+            &args.namespace,
+            &args.lease,
+            &args.pod_name,
+            crate::controller::leader::Timing::default(),
+        );
+        tasks.spawn(elector.run(leader_tx, stop_rx.clone()));
+        tasks.spawn(lead(
+            client.clone(),
+            args.scope(),
+            args.pod_name.clone(),
+            metrics.clone(),
+            leader_rx,
+            stop_rx.clone(),
+        ));
+    }
+
+    // 4. Health and metrics on plain HTTP (readiness follows the webhook server only:
     // never caches or leadership, so every replica serves admission).
+    let metrics_route = metrics.clone();
     let health = axum::Router::new()
+        .route(
+            "/metrics",
+            axum::routing::get(move || {
+                let body = metrics_route.encode();
+                async move {
+                    (
+                        [(
+                            "content-type",
+                            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                        )],
+                        body,
+                    )
+                }
+            }),
+        )
         .route("/healthz", axum::routing::get(|| async { "ok" }))
         .route(
             "/readyz",

@@ -10,13 +10,19 @@ use super::field::{FieldError, Validation};
 use super::{V1ALPHA2, V1BETA1, defaults, v1alpha2 as a, v1beta1 as b, validate};
 
 /// Decodes `value` (or its `spec`) into `T`, turning serde's error into a field error
-/// that names the offending path.
+/// that names the offending path. Reads `value` in place: nothing is cloned up front.
+/// Paths are tracked only when decoding fails (a second, tracked pass finds the path).
 fn decode<T: DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, FieldError> {
+    let empty;
     let v = if value.is_null() {
-        Value::Object(Default::default())
+        empty = Value::Object(Default::default());
+        &empty
     } else {
-        value.clone()
+        value
     };
+    if let Ok(t) = <T as serde::Deserialize>::deserialize(v) {
+        return Ok(t);
+    }
     serde_path_to_error::deserialize(v).map_err(|e| {
         let inner = e.path().to_string();
         let field = if inner == "." || inner.is_empty() {
@@ -90,7 +96,7 @@ pub fn validate_object(new: &Value, old: Option<&Value>) -> Validation {
         ("NatsCluster", V1ALPHA2) => {
             let new_spec: a::ClusterSpec = decode(spec, "spec").map_err(|e| vec![e])?;
             let old_spec = old_spec.and_then(|o| decode::<a::ClusterSpec>(o, "spec").ok());
-            validate::validate_v1alpha2(name(new), &new_spec, old_spec.as_ref())
+            validate::validate_v1alpha2_owned(name(new), new_spec, old_spec)
         }
         ("NatsServiceRole", V1BETA1 | V1ALPHA2) => {
             let new_spec: a::ServiceRoleSpec = decode(spec, "spec").map_err(|e| vec![e])?;
@@ -128,12 +134,13 @@ pub fn default_object(new: &Value, old: Option<&Value>) -> (Value, Vec<String>) 
         _ => return (out, Vec::new()),
     };
     if let (Ok(v), Some(map)) = (spec_value, out.as_object_mut()) {
-        // Only touch the object when defaulting changed something, so that spec keys
-        // the user wrote (even empty ones) stay as written otherwise.
-        if map.get("spec") != Some(&v) {
-            let mut merged = map.get("spec").cloned().unwrap_or(Value::Null);
-            merge_defaults(&mut merged, &v);
-            map.insert("spec".into(), merged);
+        // Only what defaulting changed is touched, so that spec keys the user wrote (even
+        // empty ones) stay as written otherwise; the spec is merged in place, not copied.
+        match map.get_mut("spec") {
+            Some(spec) => merge_defaults(spec, v),
+            None => {
+                map.insert("spec".into(), v);
+            }
         }
     }
     (out, warnings)
@@ -141,21 +148,29 @@ pub fn default_object(new: &Value, old: Option<&Value>) -> (Value, Vec<String>) 
 
 /// Brings `target` to `defaulted` while keeping keys of `target` that the typed round
 /// trip would drop (explicit zero values), so the patch only carries real changes.
-fn merge_defaults(target: &mut Value, defaulted: &Value) {
+/// Equal subtrees are left alone.
+fn merge_defaults(target: &mut Value, defaulted: Value) {
+    if *target == defaulted {
+        return;
+    }
     match (target, defaulted) {
         (Value::Object(t), Value::Object(d)) => {
+            // A key the defaulting removed on purpose (the moved writeDeadline spelling).
+            if !d.contains_key("writeDeadline")
+                && t.get("writeDeadline").is_some_and(|v| !is_zero(v))
+            {
+                t.remove("writeDeadline");
+            }
             for (k, dv) in d {
-                match t.get_mut(k) {
+                match t.get_mut(&k) {
                     Some(tv) => merge_defaults(tv, dv),
                     None => {
-                        t.insert(k.clone(), dv.clone());
+                        t.insert(k, dv);
                     }
                 }
             }
-            // Keys the defaulting removed on purpose (the moved writeDeadline spelling).
-            t.retain(|k, v| d.contains_key(k) || is_zero(v) || !k.eq("writeDeadline"));
         }
-        (t, d) => *t = d.clone(),
+        (t, d) => *t = d,
     }
 }
 

@@ -46,6 +46,24 @@ pub enum ConvertError {
 /// Converts one object (a `NatsCluster` or `NatsServiceRole` as JSON) to
 /// `desired_api_version`. Objects already in that version are returned unchanged.
 pub fn convert_object(object: Value, desired_api_version: &str) -> Result<Value, ConvertError> {
+    convert_with(object, desired_api_version, true)
+}
+
+/// [`convert_object`] computing every intermediate JSON form, as the first version of
+/// this module did: the reference the optimised path is tested against. Not for callers.
+#[doc(hidden)]
+pub fn convert_object_reference(
+    object: Value,
+    desired_api_version: &str,
+) -> Result<Value, ConvertError> {
+    convert_with(object, desired_api_version, false)
+}
+
+fn convert_with(
+    object: Value,
+    desired_api_version: &str,
+    fast: bool,
+) -> Result<Value, ConvertError> {
     if desired_api_version != V1ALPHA2 && desired_api_version != V1BETA1 {
         return Err(ConvertError::UnsupportedVersion(
             desired_api_version.to_string(),
@@ -70,9 +88,9 @@ pub fn convert_object(object: Value, desired_api_version: &str) -> Result<Value,
     match kind.as_str() {
         "NatsCluster" => {
             if desired_api_version == V1BETA1 {
-                cluster_up(object, &api_version)
+                cluster_up(object, &api_version, fast)
             } else {
-                cluster_down(object, &api_version)
+                cluster_down(object, &api_version, fast)
             }
         }
         // Both versions of NatsServiceRole have the same schema.
@@ -124,7 +142,7 @@ fn to_value<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
-fn cluster_up(object: Value, api_version: &str) -> Result<Value, ConvertError> {
+fn cluster_up(object: Value, api_version: &str, fast: bool) -> Result<Value, ConvertError> {
     let (mut rest, spec, status) = take_parts(object);
     let spec_a: a::ClusterSpec = decode(spec, "NatsCluster", api_version, "spec")?;
     let status_a: Option<a::ClusterStatus> = if status.is_null() {
@@ -133,6 +151,31 @@ fn cluster_up(object: Value, api_version: &str) -> Result<Value, ConvertError> {
         Some(decode(status, "NatsCluster", api_version, "status")?)
     };
     let residual = take_annotation(&mut rest, BETA_RESIDUAL_ANNOTATION);
+    if fast && residual.is_none() {
+        // No residual to restore: the plain conversion is the result, and the JSON forms
+        // are only needed if converting it back loses something.
+        let spec_b = spec_up(&spec_a);
+        let status_b = status_a.as_ref().map(status_up);
+        let back_spec = spec_down(&spec_b);
+        let back_status = status_b.as_ref().map(status_down);
+        let spec_json = to_value(&spec_b);
+        let status_json = status_b.as_ref().map(to_value);
+        let new_residual = Residual::compute_typed(
+            (&spec_json, &back_spec, &spec_a),
+            match (&status_json, &back_status, &status_a) {
+                (Some(here), Some(back), Some(original)) => Some((here, back, original)),
+                _ => None,
+            },
+        );
+        return Ok(assemble(
+            rest,
+            V1BETA1,
+            spec_json,
+            status_json,
+            ALPHA_RESIDUAL_ANNOTATION,
+            new_residual,
+        ));
+    }
     let alpha_spec = to_value(&spec_a);
     let alpha_status = status_a.as_ref().map(to_value);
 
@@ -177,7 +220,7 @@ fn cluster_up(object: Value, api_version: &str) -> Result<Value, ConvertError> {
     ))
 }
 
-fn cluster_down(object: Value, api_version: &str) -> Result<Value, ConvertError> {
+fn cluster_down(object: Value, api_version: &str, fast: bool) -> Result<Value, ConvertError> {
     let (mut rest, spec, status) = take_parts(object);
     let spec_b: b::NatsClusterSpec = decode(spec, "NatsCluster", api_version, "spec")?;
     let status_b: Option<b::NatsClusterStatus> = if status.is_null() {
@@ -186,6 +229,29 @@ fn cluster_down(object: Value, api_version: &str) -> Result<Value, ConvertError>
         Some(decode(status, "NatsCluster", api_version, "status")?)
     };
     let residual = take_annotation(&mut rest, ALPHA_RESIDUAL_ANNOTATION);
+    if fast && residual.is_none() {
+        let spec_a = spec_down(&spec_b);
+        let status_a = status_b.as_ref().map(status_down);
+        let back_spec = spec_up(&spec_a);
+        let back_status = status_a.as_ref().map(status_up);
+        let spec_json = to_value(&spec_a);
+        let status_json = status_a.as_ref().map(to_value);
+        let new_residual = Residual::compute_typed(
+            (&spec_json, &back_spec, &spec_b),
+            match (&status_json, &back_status, &status_b) {
+                (Some(here), Some(back), Some(original)) => Some((here, back, original)),
+                _ => None,
+            },
+        );
+        return Ok(assemble(
+            rest,
+            V1ALPHA2,
+            spec_json,
+            status_json,
+            BETA_RESIDUAL_ANNOTATION,
+            new_residual,
+        ));
+    }
     let beta_spec = to_value(&spec_b);
     let beta_status = status_b.as_ref().map(to_value);
 
@@ -305,27 +371,39 @@ impl Residual {
         original_status: Option<&Value>,
     ) -> Option<Self> {
         let mut parts = BTreeMap::new();
-        let patch = merge_diff(back_spec, original_spec);
-        if !is_empty_patch(&patch) {
-            parts.insert(
-                "spec".to_string(),
-                ResidualPart {
-                    hash: hash(here_spec),
-                    patch,
-                },
-            );
+        if let Some(part) = ResidualPart::diff(here_spec, back_spec, original_spec) {
+            parts.insert("spec".to_string(), part);
         }
-        if let (Some(here), Some(original)) = (here_status, original_status) {
-            let patch = merge_diff(back_status.unwrap_or(&Value::Null), original);
-            if !is_empty_patch(&patch) {
-                parts.insert(
-                    "status".to_string(),
-                    ResidualPart {
-                        hash: hash(here),
-                        patch,
-                    },
-                );
-            }
+        if let (Some(here), Some(original)) = (here_status, original_status)
+            && let Some(part) =
+                ResidualPart::diff(here, back_status.unwrap_or(&Value::Null), original)
+        {
+            parts.insert("status".to_string(), part);
+        }
+        (!parts.is_empty()).then_some(Residual { parts })
+    }
+
+    /// The residual of typed parts, each `(here as JSON, back, original)` as in
+    /// [`Residual::compute`]. Equal typed values serialise to equal JSON, so a part whose
+    /// plain conversion back equals the original needs no JSON at all: only parts that
+    /// differ are serialised and diffed.
+    fn compute_typed<S, T>(spec: (&Value, &S, &S), status: Option<(&Value, &T, &T)>) -> Option<Self>
+    where
+        S: PartialEq + serde::Serialize,
+        T: PartialEq + serde::Serialize,
+    {
+        let mut parts = BTreeMap::new();
+        let (here, back, original) = spec;
+        if back != original
+            && let Some(part) = ResidualPart::diff(here, &to_value(back), &to_value(original))
+        {
+            parts.insert("spec".to_string(), part);
+        }
+        if let Some((here, back, original)) = status
+            && back != original
+            && let Some(part) = ResidualPart::diff(here, &to_value(back), &to_value(original))
+        {
+            parts.insert("status".to_string(), part);
         }
         (!parts.is_empty()).then_some(Residual { parts })
     }
@@ -352,6 +430,18 @@ impl Residual {
 
     fn decode(raw: &str) -> Option<Self> {
         serde_json::from_str(raw).ok()
+    }
+}
+
+impl ResidualPart {
+    /// The part restoring `original` from `back`, computed against `here`; `None` when
+    /// nothing is lost.
+    fn diff(here: &Value, back: &Value, original: &Value) -> Option<Self> {
+        let patch = merge_diff(back, original);
+        (!is_empty_patch(&patch)).then(|| ResidualPart {
+            hash: hash(here),
+            patch,
+        })
     }
 }
 
@@ -469,11 +559,16 @@ fn non_empty<T: Default + PartialEq>(v: T) -> Option<T> {
 
 /// Plain `v1alpha2 → v1beta1` spec conversion.
 pub fn spec_up(s: &a::ClusterSpec) -> b::NatsClusterSpec {
-    let nc = s.nats_config.clone().unwrap_or_default();
+    spec_up_owned(s.clone())
+}
+
+/// [`spec_up`] by moving the fields of `s` instead of copying them.
+pub fn spec_up_owned(s: a::ClusterSpec) -> b::NatsClusterSpec {
+    let nc = s.nats_config.unwrap_or_default();
     let write_deadline = if nc.write_deadline.is_empty() {
-        nc.write_deadline_camel.clone()
+        nc.write_deadline_camel
     } else {
-        nc.write_deadline.clone()
+        nc.write_deadline
     };
     let config = non_empty(b::ServerConfig {
         debug: nc.debug,
@@ -497,7 +592,7 @@ pub fn spec_up(s: &a::ClusterSpec) -> b::NatsClusterSpec {
         no_advertise: s.no_advertise,
         merge: None,
     });
-    let pod = s.pod.clone().unwrap_or_default();
+    let pod = s.pod.unwrap_or_default();
     let pod_b = non_empty(b::PodPolicy {
         labels: pod.labels,
         annotations: pod.annotations,
@@ -513,7 +608,7 @@ pub fn spec_up(s: &a::ClusterSpec) -> b::NatsClusterSpec {
         tolerations: pod.tolerations,
         env: pod.nats_env,
         volume_mounts: pod.volume_mounts,
-        template: s.template.clone(),
+        template: s.template,
         host_ports: non_empty(b::HostPorts {
             client: pod.enable_clients_host_port,
             gateway: pod.disable_gateways_host_port.then_some(false),
@@ -543,8 +638,8 @@ pub fn spec_up(s: &a::ClusterSpec) -> b::NatsClusterSpec {
         }),
         disruption_budget: None,
     });
-    let t = s.tls.clone().unwrap_or_default();
-    let auth = s.auth.clone().unwrap_or_default();
+    let t = s.tls.unwrap_or_default();
+    let auth = s.auth.unwrap_or_default();
     let listener = |secret: String, ca: String, cert: String, key: String, timeout: f64| {
         non_empty(b::ListenerTls {
             secret,
@@ -596,7 +691,7 @@ pub fn spec_up(s: &a::ClusterSpec) -> b::NatsClusterSpec {
         ),
         https_monitoring: t.enable_https,
     });
-    let op = s.operator_config.clone().unwrap_or_default();
+    let op = s.operator_config.unwrap_or_default();
     let auth_b = non_empty(b::Auth {
         clients: non_empty(b::ClientAuth {
             service_accounts: auth.enable_service_accounts,
@@ -619,13 +714,13 @@ pub fn spec_up(s: &a::ClusterSpec) -> b::NatsClusterSpec {
         }),
     });
     let services = non_empty(b::Services {
-        client: s.service_policy.clone().and_then(|p| {
+        client: s.service_policy.and_then(|p| {
             non_empty(b::ServicePolicy {
                 labels: p.labels,
                 annotations: p.annotations,
             })
         }),
-        management: s.management_service_policy.clone().and_then(|p| {
+        management: s.management_service_policy.and_then(|p| {
             non_empty(b::ServicePolicy {
                 labels: p.labels,
                 annotations: p.annotations,
@@ -634,8 +729,8 @@ pub fn spec_up(s: &a::ClusterSpec) -> b::NatsClusterSpec {
     });
     b::NatsClusterSpec {
         size: s.size,
-        version: s.version.clone(),
-        image: s.server_image.clone(),
+        version: s.version,
+        image: s.server_image,
         image_pull_policy: String::new(),
         paused: s.paused,
         config,
@@ -644,41 +739,41 @@ pub fn spec_up(s: &a::ClusterSpec) -> b::NatsClusterSpec {
         auth: auth_b,
         extra_routes: s
             .extra_routes
-            .iter()
+            .into_iter()
             .map(|r| b::ExtraRoute {
-                cluster: r.cluster.clone(),
-                route: r.route.clone(),
+                cluster: r.cluster,
+                route: r.route,
             })
             .collect(),
-        gateway: s.gateway_config.as_ref().map(|g| b::Gateway {
-            name: g.name.clone(),
+        gateway: s.gateway_config.map(|g| b::Gateway {
+            name: g.name,
             port: g.host_port,
             reject_unknown: g.reject_unknown,
             remotes: g
                 .gateways
-                .iter()
+                .into_iter()
                 .map(|r| b::RemoteGateway {
-                    name: r.name.clone(),
-                    url: r.url.clone(),
+                    name: r.name,
+                    url: r.url,
                     urls: Vec::new(),
                 })
                 .collect(),
         }),
-        leafnode: s.leafnode_config.as_ref().map(|l| b::Leafnode {
+        leafnode: s.leafnode_config.map(|l| b::Leafnode {
             port: l.host_port,
             remotes: l
                 .remotes
-                .iter()
+                .into_iter()
                 .map(|r| b::LeafnodeRemote {
-                    url: r.url.clone(),
-                    urls: r.urls.clone(),
-                    credentials: r.credentials.clone(),
+                    url: r.url,
+                    urls: r.urls,
+                    credentials: r.credentials,
                 })
                 .collect(),
         }),
-        websocket: s.websocket_config.as_ref().map(|w| b::Websocket {
+        websocket: s.websocket_config.map(|w| b::Websocket {
             port: w.port,
-            handshake_timeout: w.handshake_timeout.clone(),
+            handshake_timeout: w.handshake_timeout,
             compression: w.compression,
         }),
         services,
@@ -688,11 +783,16 @@ pub fn spec_up(s: &a::ClusterSpec) -> b::NatsClusterSpec {
 
 /// Plain `v1beta1 → v1alpha2` spec conversion.
 pub fn spec_down(s: &b::NatsClusterSpec) -> a::ClusterSpec {
-    let c = s.config.clone().unwrap_or_default();
+    spec_down_owned(s.clone())
+}
+
+/// [`spec_down`] by moving the fields of `s` instead of copying them.
+pub fn spec_down_owned(s: b::NatsClusterSpec) -> a::ClusterSpec {
+    let c = s.config.unwrap_or_default();
     let nats_config = non_empty(a::ServerConfig {
         debug: c.debug,
         trace: c.trace,
-        write_deadline: c.write_deadline.clone(),
+        write_deadline: c.write_deadline,
         write_deadline_camel: String::new(),
         max_connections: c.max_connections,
         max_payload: c.max_payload,
@@ -701,11 +801,12 @@ pub fn spec_down(s: &b::NatsClusterSpec) -> a::ClusterSpec {
         max_control_line: c.max_control_line,
         disable_logtime: c.logtime == Some(false),
     });
-    let p = s.pod.clone().unwrap_or_default();
-    let hp = p.host_ports.clone().unwrap_or_default();
-    let ext = p.external_advertise.clone().unwrap_or_default();
-    let rl = p.config_reloader.clone().unwrap_or_default();
-    let mt = p.metrics.clone().unwrap_or_default();
+    let mut p = s.pod.unwrap_or_default();
+    let template = p.template.take();
+    let hp = p.host_ports.unwrap_or_default();
+    let ext = p.external_advertise.unwrap_or_default();
+    let rl = p.config_reloader.unwrap_or_default();
+    let mt = p.metrics.unwrap_or_default();
     let pod = non_empty(a::PodPolicy {
         labels: p.labels,
         annotations: p.annotations,
@@ -732,12 +833,12 @@ pub fn spec_down(s: &b::NatsClusterSpec) -> a::ClusterSpec {
         bootconfig_image_tag: ext.tag,
         volume_mounts: p.volume_mounts,
     });
-    let t = s.tls.clone().unwrap_or_default();
-    let cl = t.client.clone().unwrap_or_default();
-    let ro = t.routes.clone().unwrap_or_default();
-    let gw = t.gateway.clone().unwrap_or_default();
-    let lf = t.leafnode.clone().unwrap_or_default();
-    let ws = t.websocket.clone().unwrap_or_default();
+    let t = s.tls.unwrap_or_default();
+    let cl = t.client.unwrap_or_default();
+    let ro = t.routes.unwrap_or_default();
+    let gw = t.gateway.unwrap_or_default();
+    let lf = t.leafnode.unwrap_or_default();
+    let ws = t.websocket.unwrap_or_default();
     let tls = non_empty(a::TlsConfig {
         server_secret: cl.secret,
         server_secret_ca_file_name: cl.ca_file,
@@ -769,10 +870,10 @@ pub fn spec_down(s: &b::NatsClusterSpec) -> a::ClusterSpec {
         cipher_suites: cl.cipher_suites,
         curve_preferences: cl.curve_preferences,
     });
-    let au = s.auth.clone().unwrap_or_default();
-    let clients = au.clients.clone().unwrap_or_default();
-    let routes = au.routes.clone().unwrap_or_default();
-    let gateway = au.gateway.clone().unwrap_or_default();
+    let au = s.auth.unwrap_or_default();
+    let clients = au.clients.unwrap_or_default();
+    let routes = au.routes.unwrap_or_default();
+    let gateway = au.gateway.unwrap_or_default();
     let auth = non_empty(a::AuthConfig {
         enable_service_accounts: clients.service_accounts,
         clients_auth_secret: clients.secret,
@@ -784,11 +885,11 @@ pub fn spec_down(s: &b::NatsClusterSpec) -> a::ClusterSpec {
         gateway_auth_secret: gateway.secret,
         gateway_auth_timeout: gateway.timeout,
     });
-    let services = s.services.clone().unwrap_or_default();
+    let services = s.services.unwrap_or_default();
     a::ClusterSpec {
         size: s.size,
-        version: s.version.clone(),
-        server_image: s.image.clone(),
+        version: s.version,
+        server_image: s.image,
         nats_config,
         use_server_name: c.server_name == "FromEnv",
         paused: s.paused,
@@ -797,41 +898,41 @@ pub fn spec_down(s: &b::NatsClusterSpec) -> a::ClusterSpec {
         auth,
         lame_duck_duration_seconds: super::duration::parse_seconds(&c.lame_duck_duration),
         no_advertise: c.no_advertise,
-        template: s.pod.as_ref().and_then(|p| p.template.clone()),
+        template,
         extra_routes: s
             .extra_routes
-            .iter()
+            .into_iter()
             .map(|r| a::ExtraRoute {
-                cluster: r.cluster.clone(),
-                route: r.route.clone(),
+                cluster: r.cluster,
+                route: r.route,
             })
             .collect(),
-        gateway_config: s.gateway.as_ref().map(|g| a::GatewayConfig {
-            name: g.name.clone(),
+        gateway_config: s.gateway.map(|g| a::GatewayConfig {
+            name: g.name,
             host_port: g.port,
             reject_unknown: g.reject_unknown,
             gateways: g
                 .remotes
-                .iter()
+                .into_iter()
                 .map(|r| a::RemoteGateway {
-                    name: r.name.clone(),
+                    name: r.name,
                     url: if r.url.is_empty() {
-                        r.urls.first().cloned().unwrap_or_default()
+                        r.urls.into_iter().next().unwrap_or_default()
                     } else {
-                        r.url.clone()
+                        r.url
                     },
                 })
                 .collect(),
         }),
-        leafnode_config: s.leafnode.as_ref().map(|l| a::LeafNodeConfig {
+        leafnode_config: s.leafnode.map(|l| a::LeafNodeConfig {
             host_port: l.port,
             remotes: l
                 .remotes
-                .iter()
+                .into_iter()
                 .map(|r| a::LeafNodeRemote {
-                    url: r.url.clone(),
-                    urls: r.urls.clone(),
-                    credentials: r.credentials.clone(),
+                    url: r.url,
+                    urls: r.urls,
+                    credentials: r.credentials,
                 })
                 .collect(),
         }),
@@ -840,9 +941,9 @@ pub fn spec_down(s: &b::NatsClusterSpec) -> a::ClusterSpec {
             system_account: j.system_account,
             resolver: j.resolver,
         }),
-        websocket_config: s.websocket.as_ref().map(|w| a::WebsocketConfig {
+        websocket_config: s.websocket.map(|w| a::WebsocketConfig {
             port: w.port,
-            handshake_timeout: w.handshake_timeout.clone(),
+            handshake_timeout: w.handshake_timeout,
             compression: w.compression,
         }),
         service_policy: services.client.map(|p| a::ServicePolicy {

@@ -14,6 +14,7 @@ pub const V1ALPHA2: &str = "nats.io/v1alpha2";
 pub const V1BETA1: &str = "nats.io/v1beta1";
 
 pub mod admission;
+pub mod cel;
 pub mod convert;
 pub mod crd;
 pub mod defaults;

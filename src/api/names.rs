@@ -148,7 +148,6 @@ pub fn is_image_tag(s: &str) -> bool {
 
 /// A URL with one of `schemes`, a host and (if `require_port`) a port.
 pub fn check_url(raw: &str, schemes: &[&str], require_port: bool) -> Result<(), String> {
-    let want = schemes.join(", ");
     if raw.chars().any(|c| {
         c.is_whitespace() || c.is_control() || matches!(c, '"' | '\'' | '\\' | '{' | '}' | '$')
     }) {
@@ -160,7 +159,7 @@ pub fn check_url(raw: &str, schemes: &[&str], require_port: bool) -> Result<(), 
     let url = url::Url::parse(raw)
         .map_err(|e| format!("is not a URL ({e}); expected {}://host:port", schemes[0]))?;
     if !schemes.contains(&url.scheme()) {
-        return Err(format!("scheme must be one of {want}"));
+        return Err(format!("scheme must be one of {}", schemes.join(", ")));
     }
     if url.host_str().is_none_or(str::is_empty) {
         return Err(format!(

@@ -15,6 +15,7 @@ use kube::CustomResource;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use super::cel;
 use super::serde_util::{
     is_false, is_zero_f64, is_zero_i32, is_zero_i64, preserve_unknown_object, string_map,
 };
@@ -58,6 +59,7 @@ use super::serde_util::{
 pub struct ClusterSpec {
     /// Number of NATS servers in the cluster. 0 means no servers.
     #[serde(default)]
+    #[schemars(range(min = 0))]
     pub size: i32,
     /// NATS server version, used as the image tag (a leading `v` is accepted), or a
     /// `nightly`/`nightly-YYYYMMDD` tag.
@@ -96,6 +98,7 @@ pub struct ClusterSpec {
     pub template: Option<serde_json::Value>,
     /// Extra routes: another NatsCluster in the namespace or an explicit route URL.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = cel::MAX_EXTRA_ROUTES))]
     pub extra_routes: Vec<ExtraRoute>,
     /// Gateway (super-cluster) configuration.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -201,6 +204,7 @@ pub struct PodPolicy {
     pub reloader_image_tag: String,
     /// Pull policy of the config reloader image.
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(extend("enum" = cel::PULL_POLICIES))]
     pub reloader_image_pull_policy: String,
     /// Resources of the config reloader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -216,6 +220,7 @@ pub struct PodPolicy {
     pub metrics_image_tag: String,
     /// Pull policy of the Prometheus exporter image.
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(extend("enum" = cel::PULL_POLICIES))]
     pub metrics_image_pull_policy: String,
     /// Expose the client port 4222 as a host port.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -416,12 +421,14 @@ pub struct AuthConfig {
 /// `spec.gatewayConfig`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [cel::GATEWAY_HOST_PORT_REQUIRED, cel::GATEWAY_NAME_REQUIRED]))]
 pub struct GatewayConfig {
     /// Name of this gateway.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// Gateway listen port (also a host port unless disabled).
     #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[schemars(range(min = 0, max = 65535))]
     pub host_port: i32,
     /// Reject gateways that are not configured.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -447,8 +454,9 @@ pub struct RemoteGateway {
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct LeafNodeConfig {
-    /// Leafnode listen port (also a host port unless disabled).
+    /// Leafnode listen port (also a host port unless disabled); 0 means no listener.
     #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[schemars(range(min = 0, max = 65535))]
     pub host_port: i32,
     /// Remote leafnode connections.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -488,6 +496,7 @@ pub struct OperatorConfig {
 /// An extra route: exactly one of `cluster` or `route`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [cel::EXTRA_ROUTE]))]
 pub struct ExtraRoute {
     /// Name of another NatsCluster in the same namespace.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -500,9 +509,11 @@ pub struct ExtraRoute {
 /// `spec.websocketConfig`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [cel::WEBSOCKET_PORT_REQUIRED]))]
 pub struct WebsocketConfig {
     /// Websocket listen port.
     #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[schemars(range(min = 0, max = 65535))]
     pub port: i32,
     /// Handshake timeout, a duration such as `5s`.
     #[serde(default, skip_serializing_if = "String::is_empty")]

@@ -20,6 +20,7 @@ use kube::CustomResource;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
+use super::cel;
 use super::serde_util::{
     is_false, is_zero_f64, is_zero_i32, is_zero_i64, preserve_unknown_object, string_map,
 };
@@ -87,6 +88,7 @@ pub struct NatsClusterSpec {
     pub image: String,
     /// Pull policy of the NATS server image (`Always`, `IfNotPresent` or `Never`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(extend("enum" = cel::PULL_POLICIES))]
     pub image_pull_policy: String,
     /// Stop all changes to the cluster's children; the `Paused` condition says so.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -105,6 +107,7 @@ pub struct NatsClusterSpec {
     pub auth: Option<Auth>,
     /// Extra routes: another NatsCluster in the namespace or an explicit route URL.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = cel::MAX_EXTRA_ROUTES))]
     pub extra_routes: Vec<ExtraRoute>,
     /// Gateway (super-cluster) listener and remotes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -157,6 +160,7 @@ pub struct ServerConfig {
     /// Where `server_name` comes from: `FromEnv` (the `SERVER_NAME` variable of the pod)
     /// or `PodName` (stable per member). Empty leaves it to the server.
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(extend("enum" = cel::SERVER_NAME))]
     pub server_name: String,
     /// Lame duck duration, a duration such as `30s`; pods get a longer grace period.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -190,6 +194,7 @@ pub struct PodPolicy {
     pub node_selector: BTreeMap<String, String>,
     /// Spread members over nodes: `Required` (one per node) or `Preferred` (best effort).
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(extend("enum" = cel::ANTI_AFFINITY))]
     pub anti_affinity: String,
     /// Topology spread constraints of the NATS pods.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -264,6 +269,7 @@ pub struct Sidecar {
     pub tag: String,
     /// Image pull policy (`Always`, `IfNotPresent` or `Never`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(extend("enum" = cel::PULL_POLICIES))]
     pub image_pull_policy: String,
     /// Resources of the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -310,6 +316,7 @@ pub struct Tls {
 /// TLS of one listener. File names are keys of `secret` or absolute paths.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [cel::TLS_SECRET_REQUIRED]))]
 pub struct ListenerTls {
     /// Secret with the certificate, key and CA, mounted into the pods.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -331,6 +338,7 @@ pub struct ListenerTls {
 /// TLS for client connections.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [cel::TLS_SECRET_REQUIRED]))]
 pub struct ClientTls {
     /// Secret with the certificate, key and CA, mounted into the pods.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -428,6 +436,7 @@ pub struct JwtAuth {
 /// An extra route: exactly one of `cluster` or `route`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [cel::EXTRA_ROUTE]))]
 pub struct ExtraRoute {
     /// Name of another NatsCluster in the same namespace.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -440,12 +449,14 @@ pub struct ExtraRoute {
 /// `spec.gateway`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [cel::GATEWAY_PORT_REQUIRED, cel::GATEWAY_NAME_REQUIRED]))]
 pub struct Gateway {
     /// Name of this gateway.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     /// Gateway listen port.
     #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[schemars(range(min = 0, max = 65535))]
     pub port: i32,
     /// Reject gateways that are not configured.
     #[serde(default, skip_serializing_if = "is_false")]
@@ -476,6 +487,7 @@ pub struct RemoteGateway {
 pub struct Leafnode {
     /// Leafnode listen port; 0 means no listener (remotes only).
     #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[schemars(range(min = 0, max = 65535))]
     pub port: i32,
     /// Remote leafnode connections.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -500,9 +512,11 @@ pub struct LeafnodeRemote {
 /// `spec.websocket`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [cel::WEBSOCKET_PORT_REQUIRED]))]
 pub struct Websocket {
     /// Websocket listen port.
     #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[schemars(range(min = 0, max = 65535))]
     pub port: i32,
     /// Handshake timeout, a duration such as `5s`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
@@ -556,18 +570,23 @@ pub struct JetStream {
 /// JetStream file storage on a PersistentVolumeClaim per member.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
 #[serde(rename_all = "camelCase")]
+#[schemars(extend("x-kubernetes-validations" = [cel::STORAGE_CLASS_IMMUTABLE]))]
 pub struct FileStorage {
     /// Size of each member's volume, such as `10Gi`; it may grow, never shrink.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size: Option<Quantity>,
-    /// Storage class of the volumes (default: the cluster's default class).
+    /// Storage class of the volumes (default: the cluster's default class); it cannot
+    /// change once volumes exist.
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(length(max = 253))]
     pub storage_class_name: String,
     /// Access mode of the volumes (default `ReadWriteOnce`).
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(extend("enum" = cel::ACCESS_MODES))]
     pub access_mode: String,
     /// What happens to a member's volume on scale-down: `Retain` (default) or `Delete`.
     #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[schemars(extend("enum" = cel::RECLAIM_POLICIES))]
     pub reclaim_policy: String,
 }
 

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::PodTemplateSpec;
+use serde::Deserialize;
 
 use super::field::{FieldError, Validation};
 use super::{convert, duration, names, v1alpha2 as a, v1beta1 as b, version};
@@ -116,9 +117,20 @@ pub fn validate_v1alpha2(
     if old.is_some_and(|o| o == new) {
         return Ok(Vec::new());
     }
+    validate_v1alpha2_owned(name, new.clone(), old.cloned())
+}
+
+/// [`validate_v1alpha2`] on specs the caller no longer needs: they are converted to
+/// v1beta1 by moving their fields, not copying them.
+pub fn validate_v1alpha2_owned(
+    name: &str,
+    new: a::ClusterSpec,
+    old: Option<a::ClusterSpec>,
+) -> Validation {
+    if old.as_ref().is_some_and(|o| *o == new) {
+        return Ok(Vec::new());
+    }
     let mut r = Report::default();
-    let beta = convert::spec_up(new);
-    let old_beta = old.map(convert::spec_up);
     if let Some(nc) = &new.nats_config
         && !nc.write_deadline.is_empty()
         && !nc.write_deadline_camel.is_empty()
@@ -130,24 +142,22 @@ pub fn validate_v1alpha2(
             "conflicts with spec.natsConfig.write_deadline; set only write_deadline",
         ));
     }
+    let beta = convert::spec_up_owned(new);
+    let old_beta = old.map(convert::spec_up_owned);
     check_spec(&mut r, name, &beta, old_beta.as_ref());
-    let errors = r
-        .errors
-        .into_iter()
-        .map(|mut e| {
-            e.field = alpha_paths(&e.field);
-            e.message = alpha_paths(&e.message);
-            e
-        })
-        .collect::<Vec<_>>();
-    let warnings = r
-        .warnings
-        .iter()
-        .map(|w| alpha_paths(w))
-        .collect::<Vec<_>>();
-    if errors.is_empty() {
+    // Paths are translated only when there is something to report.
+    if r.errors.is_empty() {
+        let mut warnings = r.warnings;
+        for w in &mut warnings {
+            *w = alpha_paths(w);
+        }
         Ok(warnings)
     } else {
+        let mut errors = r.errors;
+        for e in &mut errors {
+            e.field = alpha_paths(&e.field);
+            e.message = alpha_paths(&e.message);
+        }
         Err(errors)
     }
 }
@@ -215,12 +225,19 @@ fn check_spec(
     if let Some(c) = &s.config {
         check_config(r, c, s);
     }
-    let pod = s.pod.clone().unwrap_or_default();
-    check_pod(r, &pod);
+    let default_pod;
+    let pod = match &s.pod {
+        Some(p) => p,
+        None => {
+            default_pod = b::PodPolicy::default();
+            &default_pod
+        }
+    };
+    check_pod(r, pod);
     check_tls(r, s);
     check_auth(r, s);
     check_routes(r, name, s);
-    check_listeners(r, s, &pod);
+    check_listeners(r, s, pod);
     if let Some(services) = &s.services {
         for (p, path) in [
             (&services.client, "spec.services.client"),
@@ -238,7 +255,7 @@ fn check_spec(
                         ));
                     }
                 }
-                check_annotations(r, &format!("{path}.annotations"), &p.annotations);
+                check_annotations_at(r, path, ".annotations", &p.annotations);
             }
         }
     }
@@ -354,7 +371,7 @@ fn check_config(r: &mut Report, c: &b::ServerConfig, s: &b::NatsClusterSpec) {
 
 /// Whether the nats container gets the environment variable `name`.
 fn sets_env(s: &b::NatsClusterSpec, name: &str) -> bool {
-    let pod = s.pod.clone().unwrap_or_default();
+    let Some(pod) = &s.pod else { return false };
     if pod.env.iter().any(|e| e.name == name) {
         return true;
     }
@@ -380,9 +397,23 @@ fn check_labels(r: &mut Report, path: &str, labels: &BTreeMap<String, String>) {
 }
 
 fn check_annotations(r: &mut Report, path: &str, annotations: &BTreeMap<String, String>) {
+    check_annotations_at(r, path, "", annotations);
+}
+
+/// Annotations at `{path}{suffix}`; the path is only built for an error.
+fn check_annotations_at(
+    r: &mut Report,
+    path: &str,
+    suffix: &str,
+    annotations: &BTreeMap<String, String>,
+) {
     for k in annotations.keys() {
         if let Err(why) = names::check_qualified_name(k) {
-            r.err(FieldError::invalid(path, k.clone(), why));
+            r.err(FieldError::invalid(
+                format!("{path}{suffix}"),
+                k.clone(),
+                why,
+            ));
         }
     }
 }
@@ -403,7 +434,9 @@ fn check_sidecar(r: &mut Report, path: &str, s: &Option<b::Sidecar>) {
             "must be an image tag: letters, digits, '_', '.', '-', at most 128 characters",
         ));
     }
-    check_pull_policy(r, &format!("{path}.imagePullPolicy"), &s.image_pull_policy);
+    if !s.image_pull_policy.is_empty() {
+        check_pull_policy(r, &format!("{path}.imagePullPolicy"), &s.image_pull_policy);
+    }
 }
 
 fn check_pod(r: &mut Report, pod: &b::PodPolicy) {
@@ -438,7 +471,8 @@ fn check_pod(r: &mut Report, pod: &b::PodPolicy) {
         }
     }
     if let Some(t) = &pod.template {
-        if let Err(e) = serde_json::from_value::<PodTemplateSpec>(t.clone()) {
+        // Decoded straight from the JSON: the template is not copied.
+        if let Err(e) = PodTemplateSpec::deserialize(t) {
             r.err(FieldError::invalid(
                 "spec.pod.template",
                 "<pod template>",
@@ -466,12 +500,16 @@ fn check_pod(r: &mut Report, pod: &b::PodPolicy) {
     }
 }
 
-fn check_file(r: &mut Report, path: &str, file: &str) {
+fn check_file(r: &mut Report, path: &str, field: &str, file: &str) {
     if file.is_empty() {
         return;
     }
     if let Err(why) = names::check_tls_file(file) {
-        r.err(FieldError::invalid(path, file.to_string(), why));
+        r.err(FieldError::invalid(
+            format!("{path}.{field}"),
+            file.to_string(),
+            why,
+        ));
     }
 }
 
@@ -495,7 +533,7 @@ fn check_listener_tls(
         ));
     }
     for (field, value) in files {
-        check_file(r, &format!("{path}.{field}"), value);
+        check_file(r, path, field, value);
     }
     if !timeout.is_finite() || timeout < 0.0 {
         r.err(FieldError::invalid(
@@ -701,27 +739,27 @@ fn check_auth(r: &mut Report, s: &b::NatsClusterSpec) {
 
 fn check_routes(r: &mut Report, name: &str, s: &b::NatsClusterSpec) {
     for (i, route) in s.extra_routes.iter().enumerate() {
-        let path = format!("spec.extraRoutes[{i}]");
+        let path = || format!("spec.extraRoutes[{i}]");
         match (route.cluster.is_empty(), route.route.is_empty()) {
             (true, true) => r.err(FieldError::required(
-                &path,
+                path(),
                 "set exactly one of cluster or route",
             )),
             (false, false) => r.err(FieldError::invalid(
-                &path,
+                path(),
                 serde_json::json!({"cluster": route.cluster, "route": route.route}),
                 "set exactly one of cluster or route, not both",
             )),
             (false, true) => {
                 if !names::is_dns1123_label(&route.cluster) {
                     r.err(FieldError::invalid(
-                        format!("{path}.cluster"),
+                        format!("{}.cluster", path()),
                         route.cluster.clone(),
                         "must be the name of a NatsCluster in this namespace",
                     ));
                 } else if route.cluster == name {
                     r.err(FieldError::invalid(
-                        format!("{path}.cluster"),
+                        format!("{}.cluster", path()),
                         route.cluster.clone(),
                         "must not name this cluster itself",
                     ));
@@ -732,7 +770,7 @@ fn check_routes(r: &mut Report, name: &str, s: &b::NatsClusterSpec) {
                     names::check_url(&route.route, &["nats", "nats-route", "tls"], true)
                 {
                     r.err(FieldError::invalid(
-                        format!("{path}.route"),
+                        format!("{}.route", path()),
                         route.route.clone(),
                         why,
                     ));
@@ -742,7 +780,7 @@ fn check_routes(r: &mut Report, name: &str, s: &b::NatsClusterSpec) {
     }
 }
 
-fn check_port(r: &mut Report, path: &str, port: i32, used: &mut Vec<(i32, String)>) {
+fn check_port(r: &mut Report, path: &'static str, port: i32, used: &mut Vec<(i32, &'static str)>) {
     if !(1..=65535).contains(&port) {
         r.err(FieldError::invalid(
             path,
@@ -759,17 +797,18 @@ fn check_port(r: &mut Report, path: &str, port: i32, used: &mut Vec<(i32, String
         ));
         return;
     }
-    used.push((port, path.to_string()));
+    used.push((port, path));
 }
 
 fn check_listeners(r: &mut Report, s: &b::NatsClusterSpec, pod: &b::PodPolicy) {
-    let mut used = vec![
-        (CLIENT_PORT, "the client listener".to_string()),
-        (CLUSTER_PORT, "the route listener".to_string()),
-        (MONITORING_PORT, "the monitoring listener".to_string()),
-    ];
+    let mut used: Vec<(i32, &'static str)> = Vec::with_capacity(8);
+    used.extend([
+        (CLIENT_PORT, "the client listener"),
+        (CLUSTER_PORT, "the route listener"),
+        (MONITORING_PORT, "the monitoring listener"),
+    ]);
     if pod.metrics.as_ref().is_some_and(|m| m.enabled) {
-        used.push((METRICS_PORT, "the metrics exporter".to_string()));
+        used.push((METRICS_PORT, "the metrics exporter"));
     }
     if let Some(g) = &s.gateway {
         if g.port == 0 {
@@ -793,41 +832,31 @@ fn check_listeners(r: &mut Report, s: &b::NatsClusterSpec, pod: &b::PodPolicy) {
             ));
         }
         for (i, remote) in g.remotes.iter().enumerate() {
-            let path = format!("spec.gateway.remotes[{i}]");
+            let path = "spec.gateway.remotes";
             if remote.name.is_empty() {
                 r.err(FieldError::required(
-                    format!("{path}.name"),
+                    format!("{path}[{i}].name"),
                     "name the remote gateway",
                 ));
             } else if let Err(why) = names::check_nats_name(&remote.name) {
                 r.err(FieldError::invalid(
-                    format!("{path}.name"),
+                    format!("{path}[{i}].name"),
                     remote.name.clone(),
                     why,
                 ));
             }
             if remote.url.is_empty() && remote.urls.is_empty() {
                 r.err(FieldError::required(
-                    format!("{path}.url"),
+                    format!("{path}[{i}].url"),
                     "give the remote gateway's URL",
                 ));
             }
-            for (field, url) in std::iter::once(("url".to_string(), &remote.url)).chain(
-                remote
-                    .urls
-                    .iter()
-                    .enumerate()
-                    .map(|(j, u)| (format!("urls[{j}]"), u)),
-            ) {
+            for (j, url) in std::iter::once(&remote.url).chain(&remote.urls).enumerate() {
                 if url.is_empty() {
                     continue;
                 }
                 if let Err(why) = names::check_url(url, &["nats", "tls"], true) {
-                    r.err(FieldError::invalid(
-                        format!("{path}.{field}"),
-                        url.clone(),
-                        why,
-                    ));
+                    r.err(FieldError::invalid(url_field(path, i, j), url.clone(), why));
                 }
             }
         }
@@ -837,38 +866,28 @@ fn check_listeners(r: &mut Report, s: &b::NatsClusterSpec, pod: &b::PodPolicy) {
             check_port(r, "spec.leafnode.port", l.port, &mut used);
         }
         for (i, remote) in l.remotes.iter().enumerate() {
-            let path = format!("spec.leafnode.remotes[{i}]");
+            let path = "spec.leafnode.remotes";
             if remote.url.is_empty() && remote.urls.is_empty() {
                 r.err(FieldError::required(
-                    format!("{path}.urls"),
+                    format!("{path}[{i}].urls"),
                     "give at least one URL of the remote",
                 ));
             }
-            for (field, url) in std::iter::once(("url".to_string(), &remote.url)).chain(
-                remote
-                    .urls
-                    .iter()
-                    .enumerate()
-                    .map(|(j, u)| (format!("urls[{j}]"), u)),
-            ) {
+            for (j, url) in std::iter::once(&remote.url).chain(&remote.urls).enumerate() {
                 if url.is_empty() {
                     continue;
                 }
                 if let Err(why) =
                     names::check_url(url, &["nats", "nats-leaf", "tls", "ws", "wss"], false)
                 {
-                    r.err(FieldError::invalid(
-                        format!("{path}.{field}"),
-                        url.clone(),
-                        why,
-                    ));
+                    r.err(FieldError::invalid(url_field(path, i, j), url.clone(), why));
                 }
             }
             if !remote.credentials.is_empty()
                 && let Err(why) = names::check_absolute_path(&remote.credentials)
             {
                 r.err(FieldError::invalid(
-                    format!("{path}.credentials"),
+                    format!("{path}[{i}].credentials"),
                     remote.credentials.clone(),
                     why,
                 ));
@@ -890,6 +909,14 @@ fn check_listeners(r: &mut Report, s: &b::NatsClusterSpec, pod: &b::PodPolicy) {
             &w.handshake_timeout,
             true,
         );
+    }
+}
+
+/// `{path}[i].url` for the first URL of a remote (`j == 0`), else `{path}[i].urls[j-1]`.
+fn url_field(path: &str, i: usize, j: usize) -> String {
+    match j.checked_sub(1) {
+        None => format!("{path}[{i}].url"),
+        Some(k) => format!("{path}[{i}].urls[{k}]"),
     }
 }
 

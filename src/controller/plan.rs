@@ -26,8 +26,9 @@ pub struct MemberPod {
     pub ready: bool,
     /// `metadata.deletionTimestamp` is set.
     pub terminating: bool,
-    /// Hash of the pod spec it was created from (annotation `nats.io/pod-spec-hash`).
-    pub spec_hash: String,
+    /// Its pod spec hash (annotation `nats.io/pod-spec-hash`) equals the one the member
+    /// would be created with now.
+    pub up_to_date: bool,
 }
 
 /// Everything [`plan`] looks at.
@@ -37,8 +38,6 @@ pub struct Observed {
     pub size: u32,
     /// `spec.paused`.
     pub paused: bool,
-    /// Hash of the pod spec every member should run.
-    pub desired_hash: String,
     /// The cluster's pods (owned by it).
     pub pods: Vec<MemberPod>,
 }
@@ -105,7 +104,8 @@ pub fn plan(o: &Observed) -> Plan {
             phase: Phase::Paused,
         };
     }
-    let live: Vec<&MemberPod> = o.pods.iter().filter(|p| !p.terminating).collect();
+    let mut live: Vec<&MemberPod> = o.pods.iter().filter(|p| !p.terminating).collect();
+    live.sort_by_key(|p| (p.index, p.name.clone()));
     let ended: Vec<Action> = live
         .iter()
         .filter(|p| p.phase == "Failed" || p.phase == "Succeeded")
@@ -158,13 +158,10 @@ pub fn plan(o: &Observed) -> Plan {
     }
     if let Some(p) = live
         .iter()
-        .filter(|p| p.spec_hash != o.desired_hash)
+        .filter(|p| !p.up_to_date)
         .min_by_key(|p| p.index)
     {
-        let outdated = live
-            .iter()
-            .filter(|p| p.spec_hash != o.desired_hash)
-            .count();
+        let outdated = live.iter().filter(|p| !p.up_to_date).count();
         return progressing(
             vec![Action::Delete {
                 pod: p.name.clone(),
@@ -194,7 +191,7 @@ mod tests {
             },
             ready,
             terminating: false,
-            spec_hash: hash.into(),
+            up_to_date: hash == "h2",
         }
     }
 
@@ -202,7 +199,6 @@ mod tests {
         Observed {
             size,
             paused: false,
-            desired_hash: "h2".into(),
             pods,
         }
     }

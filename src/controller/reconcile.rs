@@ -1,0 +1,610 @@
+//! One reconcile of a NatsCluster: render the children, bring Services, the config
+//! Secret and the PodDisruptionBudget in line (only writing what differs), carry out
+//! the member plan one step at a time, and write the status when it changed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::controller::Action as Requeue;
+use kube::runtime::events::{Event, EventType, Recorder};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Resource, ResourceExt};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use super::plan::{Action, DeleteReason, MemberPod, Observed, Phase, plan};
+use super::status::{StatusInput, next_status};
+use crate::api::v1alpha2::NatsServiceRole;
+use crate::api::v1beta1::NatsCluster;
+use crate::render::{
+    self, AuthInputs, ClusterMeta, POD_SPEC_HASH_ANNOTATION, Paths, ServiceRoleUser, labels,
+};
+
+/// Field manager of every server-side apply.
+pub const MANAGER: &str = "nats-operator";
+
+/// Why a reconcile failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API refused a request.
+    #[error("{action}: {source}")]
+    Kube {
+        /// What we tried.
+        action: String,
+        /// The API's answer.
+        source: kube::Error,
+    },
+    /// The spec cannot be rendered.
+    #[error("cannot render the cluster: {0}")]
+    Render(#[from] render::RenderError),
+    /// A referenced Secret is missing or unusable.
+    #[error("{0}")]
+    Input(String),
+}
+
+impl Error {
+    /// A short label for metrics and Events.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Error::Kube { .. } => "ApiError",
+            Error::Render(_) => "InvalidSpec",
+            Error::Input(_) => "MissingInput",
+        }
+    }
+}
+
+fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+    let action = action.into();
+    move |source| Error::Kube { action, source }
+}
+
+/// Shared state of all reconciles: the client, the caches and the event recorder.
+pub struct Context {
+    /// API client.
+    pub client: kube::Client,
+    /// Member pods (label `app=nats`).
+    pub pods: Store<Pod>,
+    /// Services (label `app=nats`).
+    pub services: Store<Service>,
+    /// Config Secrets (label `app=nats`).
+    pub secrets: Store<Secret>,
+    /// PodDisruptionBudgets (label `app=nats`).
+    pub pdbs: Store<PodDisruptionBudget>,
+    /// NatsServiceRoles.
+    pub roles: Store<NatsServiceRole>,
+    /// Event recorder.
+    pub recorder: Recorder,
+    /// Mount paths referenced by `nats.conf`.
+    pub paths: Paths,
+    /// Reconcile metrics.
+    pub metrics: Arc<super::metrics::Metrics>,
+}
+
+/// True when every field of `desired` has the same value in `existing` (the apiserver
+/// adds defaults, so a strict equality would see a change every time).
+pub fn is_subset(desired: &Value, existing: &Value) -> bool {
+    match (desired, existing) {
+        (Value::Object(d), Value::Object(e)) => d
+            .iter()
+            .all(|(k, dv)| dv.is_null() || e.get(k).is_some_and(|ev| is_subset(dv, ev))),
+        (Value::Array(d), Value::Array(e)) => {
+            d.len() == e.len() && d.iter().zip(e).all(|(a, b)| is_subset(a, b))
+        }
+        (d, e) => d == e,
+    }
+}
+
+async fn apply<K>(
+    client: &kube::Client,
+    cached: Option<Arc<K>>,
+    desired: &K,
+    what: &str,
+) -> Result<bool, Error>
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Serialize
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned,
+{
+    let mut want = serde_json::to_value(desired).unwrap_or(Value::Null);
+    if let Some(m) = want.as_object_mut() {
+        m.insert("apiVersion".into(), K::api_version(&()).into());
+        m.insert("kind".into(), K::kind(&()).into());
+    }
+    if let Some(existing) = cached {
+        let have = serde_json::to_value(existing.as_ref()).unwrap_or(Value::Null);
+        let mut cmp = want.clone();
+        if let Some(m) = cmp.as_object_mut() {
+            m.remove("apiVersion");
+            m.remove("kind");
+        }
+        if is_subset(&cmp, &have) {
+            return Ok(false);
+        }
+    }
+    let name = desired.meta().name.clone().unwrap_or_default();
+    let ns = desired.meta().namespace.clone().unwrap_or_default();
+    let api: Api<K> = Api::namespaced(client.clone(), &ns);
+    api.patch(
+        &name,
+        &PatchParams::apply(MANAGER).force(),
+        &Patch::Apply(&want),
+    )
+    .await
+    .map_err(kube_err(format!("apply {what} {ns}/{name}")))?;
+    Ok(true)
+}
+
+fn cached<K: Resource<DynamicType = ()> + Clone>(
+    store: &Store<K>,
+    ns: &str,
+    name: &str,
+) -> Option<Arc<K>> {
+    store.get(&ObjectRef::new(name).within(ns))
+}
+
+/// Reads the single JSON value of an authorization Secret.
+async fn auth_json(
+    client: &kube::Client,
+    ns: &str,
+    name: &str,
+    what: &str,
+) -> Result<Option<Value>, Error> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    let api: Api<Secret> = Api::namespaced(client.clone(), ns);
+    let secret = api
+        .get_opt(name)
+        .await
+        .map_err(kube_err(format!("get Secret {ns}/{name}")))?
+        .ok_or_else(|| Error::Input(format!("{what} Secret {ns}/{name} does not exist")))?;
+    let data = secret.data.unwrap_or_default();
+    if data.len() != 1 {
+        return Err(Error::Input(format!(
+            "{what} Secret {ns}/{name} must have exactly one key holding the JSON authorization, it has {}",
+            data.len()
+        )));
+    }
+    let raw = data.into_values().next().map(|b| b.0).unwrap_or_default();
+    serde_json::from_slice(&raw)
+        .map(Some)
+        .map_err(|e| Error::Input(format!("{what} Secret {ns}/{name} is not JSON: {e}")))
+}
+
+/// Users of the service roles of a cluster, with tokens bound to per-role Secrets.
+/// Only ServiceAccounts in the cluster's own namespace are used, so usernames are
+/// unique (the Go operator minted duplicates across namespaces, upstream #319).
+async fn service_role_users(
+    ctx: &Context,
+    cluster: &NatsCluster,
+    meta: &ClusterMeta,
+) -> Result<Vec<ServiceRoleUser>, Error> {
+    let mut users = Vec::new();
+    let roles: Vec<Arc<NatsServiceRole>> = ctx
+        .roles
+        .state()
+        .into_iter()
+        .filter(|r| r.namespace().as_deref() == Some(meta.namespace.as_str()))
+        .filter(|r| r.labels().get("nats_cluster") == Some(&meta.name))
+        .collect();
+    let sa_api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &meta.namespace);
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &meta.namespace);
+    let mut sorted = roles;
+    sorted.sort_by_key(|r| r.name_any());
+    for role in sorted {
+        let name = role.name_any();
+        if sa_api
+            .get_opt(&name)
+            .await
+            .map_err(kube_err(format!("get ServiceAccount {name}")))?
+            .is_none()
+        {
+            continue;
+        }
+        let secret_name = format!("{name}-{}-bound-token", meta.name);
+        let existing = secrets
+            .get_opt(&secret_name)
+            .await
+            .map_err(kube_err(format!("get Secret {secret_name}")))?;
+        let token = match existing
+            .as_ref()
+            .and_then(|s| s.data.as_ref())
+            .and_then(|d| d.get("token"))
+        {
+            Some(t) if !t.0.is_empty() => String::from_utf8_lossy(&t.0).to_string(),
+            _ => {
+                let owner = role.controller_owner_ref(&()).map(|o| vec![o]);
+                let secret = match existing {
+                    Some(s) => s,
+                    None => {
+                        let s = Secret {
+                            metadata: ObjectMeta {
+                                name: Some(secret_name.clone()),
+                                namespace: Some(meta.namespace.clone()),
+                                labels: Some(labels::common(&meta.name, [])),
+                                owner_references: owner,
+                                ..Default::default()
+                            },
+                            ..Default::default()
+                        };
+                        secrets
+                            .create(&PostParams::default(), &s)
+                            .await
+                            .map_err(kube_err(format!("create Secret {secret_name}")))?
+                    }
+                };
+                let request = TokenRequest {
+                    spec: Some(TokenRequestSpec {
+                        audiences: Some(vec![format!(
+                            "nats://{}.{}.svc",
+                            meta.name, meta.namespace
+                        )]),
+                        bound_object_ref: Some(BoundObjectReference {
+                            api_version: Some("v1".into()),
+                            kind: Some("Secret".into()),
+                            name: Some(secret_name.clone()),
+                            uid: secret.metadata.uid.clone(),
+                        }),
+                        expiration_seconds: None,
+                    }),
+                    ..Default::default()
+                };
+                let issued = sa_api
+                    .create_token_request(&name, &PostParams::default(), &request)
+                    .await
+                    .map_err(kube_err(format!(
+                        "request a token for ServiceAccount {name}"
+                    )))?;
+                let token = issued.status.and_then(|s| s.token).unwrap_or_default();
+                let patch =
+                    json!({"data": {"token": k8s_openapi::ByteString(token.clone().into_bytes())}});
+                secrets
+                    .patch(&secret_name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map_err(kube_err(format!("store the token in Secret {secret_name}")))?;
+                token
+            }
+        };
+        users.push(ServiceRoleUser {
+            username: name,
+            token,
+            permissions: role.spec.permissions.clone(),
+        });
+    }
+    let _ = cluster;
+    Ok(users)
+}
+
+fn member_view(cluster: &str, pod: &Pod, desired_hash: Option<&String>) -> MemberPod {
+    let status = pod.status.clone().unwrap_or_default();
+    MemberPod {
+        name: pod.name_any(),
+        index: render::member_index(cluster, &pod.name_any()),
+        phase: status.phase.unwrap_or_default(),
+        ready: status
+            .conditions
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c.type_ == "Ready" && c.status == "True"),
+        terminating: pod.metadata.deletion_timestamp.is_some(),
+        up_to_date: desired_hash
+            .is_some_and(|h| pod.annotations().get(POD_SPEC_HASH_ANNOTATION) == Some(h)),
+    }
+}
+
+async fn event(
+    ctx: &Context,
+    cluster: &NatsCluster,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: action.into(),
+        secondary: None,
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &cluster.object_ref(&())).await {
+        tracing::warn!(error = %e, "cannot publish event");
+    }
+}
+
+/// Reconciles one NatsCluster.
+pub async fn reconcile(cluster: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<Requeue, Error> {
+    let _timer = ctx.metrics.start_reconcile();
+    let meta = ClusterMeta::of(&cluster)?;
+    let spec = &cluster.spec;
+    let ns = meta.namespace.clone();
+    let selector = format!("app=nats,nats_cluster={}", meta.name);
+    let uid = meta.uid.clone().unwrap_or_default();
+    let owned = |p: &Pod| p.owner_references().iter().any(|o| o.uid == uid);
+    let pods: Vec<Arc<Pod>> = ctx
+        .pods
+        .state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(ns.as_str()))
+        .filter(|p| p.labels().get(labels::CLUSTER_LABEL) == Some(&meta.name) && owned(p))
+        .collect();
+
+    let mut degraded: Option<(&str, String)> = None;
+    let mut actions_taken = 0usize;
+    let mut phase = Phase::Paused;
+    if !spec.paused {
+        // Inputs of nats.conf.
+        let auth_spec = spec.auth.clone().unwrap_or_default();
+        let clients = auth_spec.clients.clone().unwrap_or_default();
+        let mut auth = AuthInputs::default();
+        let inputs: Result<(), Error> = async {
+            if clients.service_accounts {
+                auth.service_roles = service_role_users(&ctx, &cluster, &meta).await?;
+            } else {
+                auth.clients = auth_json(
+                    &ctx.client,
+                    &ns,
+                    &clients.secret,
+                    "spec.auth.clients.secret",
+                )
+                .await?;
+            }
+            let routes = auth_spec.routes.clone().unwrap_or_default();
+            auth.routes =
+                auth_json(&ctx.client, &ns, &routes.secret, "spec.auth.routes.secret").await?;
+            if spec.gateway.is_some() {
+                let gw = auth_spec.gateway.clone().unwrap_or_default();
+                auth.gateway =
+                    auth_json(&ctx.client, &ns, &gw.secret, "spec.auth.gateway.secret").await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = inputs {
+            // Without its auth inputs a config would open the cluster: change nothing.
+            event(
+                &ctx,
+                &cluster,
+                EventType::Warning,
+                "MissingInput",
+                "Render",
+                e.to_string(),
+            )
+            .await;
+            degraded = Some(("MissingInput", e.to_string()));
+        }
+        if degraded.is_none() {
+            let size = u32::try_from(spec.size.max(0)).unwrap_or(0);
+            let members: Vec<String> = (1..=size)
+                .map(|i| render::pod_name(&meta.name, i))
+                .collect();
+            let conf = render::nats_conf(spec, &meta, &members, &auth, &ctx.paths)?;
+            for (svc, what) in [
+                (render::client_service(spec, &meta), "Service"),
+                (render::management_service(spec, &meta), "Service"),
+            ] {
+                let name = svc.metadata.name.clone().unwrap_or_default();
+                if apply(&ctx.client, cached(&ctx.services, &ns, &name), &svc, what).await? {
+                    actions_taken += 1;
+                }
+            }
+            let secret = render::config_secret(&meta, &conf);
+            if apply(
+                &ctx.client,
+                cached(&ctx.secrets, &ns, &meta.name),
+                &secret,
+                "Secret",
+            )
+            .await?
+            {
+                actions_taken += 1;
+                event(
+                    &ctx,
+                    &cluster,
+                    EventType::Normal,
+                    "ConfigUpdated",
+                    "Render",
+                    format!("nats.conf {}", &conf.hash[..12]),
+                )
+                .await;
+            }
+            match render::disruption_budget(spec, &meta) {
+                Some(pdb) => {
+                    if apply(
+                        &ctx.client,
+                        cached(&ctx.pdbs, &ns, &meta.name),
+                        &pdb,
+                        "PodDisruptionBudget",
+                    )
+                    .await?
+                    {
+                        actions_taken += 1;
+                    }
+                }
+                None => {
+                    if cached(&ctx.pdbs, &ns, &meta.name).is_some() {
+                        let api: Api<PodDisruptionBudget> =
+                            Api::namespaced(ctx.client.clone(), &ns);
+                        let _ = api.delete(&meta.name, &DeleteParams::default()).await;
+                    }
+                }
+            }
+            // Desired pods and their hashes, per existing member index.
+            let mut desired: BTreeMap<String, String> = BTreeMap::new();
+            for p in &pods {
+                if let Some(i) = render::member_index(&meta.name, &p.name_any()) {
+                    let pod = render::member_pod(spec, &meta, i, &conf.hash)?;
+                    desired.insert(
+                        p.name_any(),
+                        pod.annotations()
+                            .get(POD_SPEC_HASH_ANNOTATION)
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
+                }
+            }
+            let views: Vec<MemberPod> = pods
+                .iter()
+                .map(|p| member_view(&meta.name, p, desired.get(&p.name_any())))
+                .collect();
+            let decision = plan(&Observed {
+                size,
+                paused: false,
+                pods: views,
+            });
+            let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
+            for action in &decision.actions {
+                match action {
+                    Action::Create(i) => {
+                        let pod = render::member_pod(spec, &meta, *i, &conf.hash)?;
+                        let name = pod.name_any();
+                        if let Some(pvc) = render::member_pvc(spec, &meta, &name) {
+                            let pvc_name = pvc.name_any();
+                            let api: Api<PersistentVolumeClaim> =
+                                Api::namespaced(ctx.client.clone(), &ns);
+                            if api
+                                .get_opt(&pvc_name)
+                                .await
+                                .map_err(kube_err(format!("get PVC {pvc_name}")))?
+                                .is_none()
+                            {
+                                api.create(&PostParams::default(), &pvc)
+                                    .await
+                                    .map_err(kube_err(format!("create PVC {pvc_name}")))?;
+                            }
+                        }
+                        match pod_api.create(&PostParams::default(), &pod).await {
+                            Ok(_) => {
+                                event(
+                                    &ctx,
+                                    &cluster,
+                                    EventType::Normal,
+                                    "MemberCreated",
+                                    "Create",
+                                    format!("created member {name}"),
+                                )
+                                .await
+                            }
+                            // Still terminating from a previous replacement: next pass.
+                            Err(kube::Error::Api(e)) if e.code == 409 => {}
+                            Err(e) => return Err(kube_err(format!("create Pod {ns}/{name}"))(e)),
+                        }
+                    }
+                    Action::Delete { pod, reason } => {
+                        let why = match reason {
+                            DeleteReason::Ended => "it stopped; it is replaced",
+                            DeleteReason::ScaleDown => "scaling down (lame duck first)",
+                            DeleteReason::Rollout => {
+                                "its spec is out of date; it is replaced (lame duck first)"
+                            }
+                            DeleteReason::Stray => "it is not a member of this cluster",
+                        };
+                        match pod_api.delete(pod, &DeleteParams::default()).await {
+                            Ok(_) => {}
+                            Err(kube::Error::Api(e)) if e.code == 404 => {}
+                            Err(e) => return Err(kube_err(format!("delete Pod {ns}/{pod}"))(e)),
+                        }
+                        event(
+                            &ctx,
+                            &cluster,
+                            EventType::Normal,
+                            "MemberDeleted",
+                            "Delete",
+                            format!("deleted {pod}: {why}"),
+                        )
+                        .await;
+                    }
+                }
+                actions_taken += 1;
+            }
+            phase = decision.phase;
+        }
+    }
+    if spec.paused {
+        phase = Phase::Paused;
+    } else if degraded.is_some() && matches!(phase, Phase::Paused) {
+        phase = Phase::Progressing("waiting for inputs".into());
+    }
+
+    // Status, only when it changed.
+    let views: Vec<MemberPod> = pods
+        .iter()
+        .map(|p| member_view(&meta.name, p, None))
+        .collect();
+    let versions: Vec<String> = pods
+        .iter()
+        .map(|p| {
+            p.labels()
+                .get(labels::VERSION_LABEL)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect();
+    let prev = cluster.status.clone().unwrap_or_default();
+    let next = next_status(
+        &prev,
+        &StatusInput {
+            generation: cluster.metadata.generation,
+            version: &spec.version,
+            pods: &views,
+            pod_versions: &versions,
+            phase: &phase,
+            degraded: degraded.clone(),
+            selector,
+        },
+        Timestamp::now(),
+    );
+    if next != prev {
+        let api: Api<NatsCluster> = Api::namespaced(ctx.client.clone(), &ns);
+        let patch = json!({"apiVersion": "nats.io/v1beta1", "kind": "NatsCluster", "status": next});
+        api.patch_status(
+            &meta.name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&patch),
+        )
+        .await
+        .map_err(kube_err(format!(
+            "update status of NatsCluster {ns}/{}",
+            meta.name
+        )))?;
+    }
+    ctx.metrics
+        .observe_cluster(&ns, &meta.name, next.ready_replicas, spec.size);
+    Ok(match (&phase, actions_taken, &degraded) {
+        (_, _, Some(_)) => Requeue::requeue(Duration::from_secs(30)),
+        (Phase::Progressing(_), _, _) => Requeue::requeue(Duration::from_secs(5)),
+        _ => Requeue::requeue(Duration::from_secs(300)),
+    })
+}
+
+/// Requeue with a delay after a failed reconcile; the metrics count it by reason.
+pub fn error_policy(_cluster: Arc<NatsCluster>, error: &Error, ctx: Arc<Context>) -> Requeue {
+    tracing::warn!(error = %error, "reconcile failed");
+    ctx.metrics.reconcile_failed(error.reason());
+    Requeue::requeue(Duration::from_secs(10))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subset_ignores_server_defaults() {
+        let desired = json!({"spec": {"ports": [{"port": 4222, "name": "client"}], "selector": {"app": "nats"}}});
+        let existing = json!({"spec": {"ports": [{"port": 4222, "name": "client", "protocol": "TCP", "targetPort": 4222}], "selector": {"app": "nats"}, "clusterIP": "10.0.0.1"}});
+        assert!(is_subset(&desired, &existing));
+        let changed = json!({"spec": {"ports": [{"port": 4223, "name": "client"}]}});
+        assert!(!is_subset(&changed, &existing));
+        let more = json!({"spec": {"ports": [{"port": 4222}, {"port": 8080}]}});
+        assert!(!is_subset(&more, &existing));
+    }
+}

@@ -1,0 +1,226 @@
+//! The NatsCluster status from a plan and the observed pods: pure, and stable (the
+//! same inputs give the same status, transition times are kept while a condition's
+//! status stays), so a steady state writes nothing.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::jiff::Timestamp;
+
+use super::plan::{MemberPod, Phase};
+use crate::api::v1beta1::NatsClusterStatus;
+
+/// Inputs of [`next_status`].
+#[derive(Debug, Clone)]
+pub struct StatusInput<'a> {
+    /// `metadata.generation`.
+    pub generation: Option<i64>,
+    /// `spec.version`.
+    pub version: &'a str,
+    /// The cluster's pods.
+    pub pods: &'a [MemberPod],
+    /// Versions of the live pods (label `nats_version`), same order as `pods`.
+    pub pod_versions: &'a [String],
+    /// The plan's phase.
+    pub phase: &'a Phase,
+    /// A problem that keeps the reconcile from progressing (Degraded).
+    pub degraded: Option<(&'a str, String)>,
+    /// The label selector of the members.
+    pub selector: String,
+}
+
+fn condition(
+    prev: &NatsClusterStatus,
+    type_: &str,
+    status: bool,
+    reason: &str,
+    message: String,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Condition {
+    let status = if status { "True" } else { "False" };
+    let old = prev.conditions.iter().find(|c| c.type_ == type_);
+    let last_transition_time = match old {
+        Some(c) if c.status == status => c.last_transition_time.clone(),
+        _ => Time(now),
+    };
+    Condition {
+        type_: type_.into(),
+        status: status.into(),
+        reason: reason.into(),
+        message,
+        observed_generation: generation,
+        last_transition_time,
+    }
+}
+
+/// The status to write after a reconcile.
+pub fn next_status(
+    prev: &NatsClusterStatus,
+    input: &StatusInput<'_>,
+    now: Timestamp,
+) -> NatsClusterStatus {
+    let live: Vec<(&MemberPod, &String)> = input
+        .pods
+        .iter()
+        .zip(input.pod_versions)
+        .filter(|(p, _)| !p.terminating)
+        .collect();
+    let replicas = i32::try_from(live.len()).unwrap_or(i32::MAX);
+    let ready = i32::try_from(live.iter().filter(|(p, _)| p.ready).count()).unwrap_or(i32::MAX);
+    let current_version =
+        if !live.is_empty() && live.iter().all(|(_, v)| v.as_str() == input.version) {
+            input.version.to_string()
+        } else if live.is_empty() {
+            String::new()
+        } else {
+            prev.current_version.clone()
+        };
+    let g = input.generation;
+    let (ready_c, progressing_c, paused_c) = match input.phase {
+        Phase::Ready => (
+            condition(
+                prev,
+                "Ready",
+                true,
+                "ClusterReady",
+                format!("{ready} of {replicas} members ready and up to date"),
+                g,
+                now,
+            ),
+            condition(
+                prev,
+                "Progressing",
+                false,
+                "Idle",
+                "nothing to do".into(),
+                g,
+                now,
+            ),
+            condition(prev, "Paused", false, "NotPaused", String::new(), g, now),
+        ),
+        Phase::Progressing(msg) => (
+            condition(prev, "Ready", false, "Progressing", msg.clone(), g, now),
+            condition(
+                prev,
+                "Progressing",
+                true,
+                "Reconciling",
+                msg.clone(),
+                g,
+                now,
+            ),
+            condition(prev, "Paused", false, "NotPaused", String::new(), g, now),
+        ),
+        Phase::Paused => (
+            condition(
+                prev,
+                "Ready",
+                prev.conditions
+                    .iter()
+                    .any(|c| c.type_ == "Ready" && c.status == "True"),
+                "Paused",
+                "changes are paused (spec.paused)".into(),
+                g,
+                now,
+            ),
+            condition(
+                prev,
+                "Progressing",
+                false,
+                "Paused",
+                "changes are paused (spec.paused)".into(),
+                g,
+                now,
+            ),
+            condition(
+                prev,
+                "Paused",
+                true,
+                "Paused",
+                "spec.paused is set: no child is changed".into(),
+                g,
+                now,
+            ),
+        ),
+    };
+    let degraded_c = match &input.degraded {
+        Some((reason, message)) => {
+            condition(prev, "Degraded", true, reason, message.clone(), g, now)
+        }
+        None => condition(prev, "Degraded", false, "AsExpected", String::new(), g, now),
+    };
+    NatsClusterStatus {
+        observed_generation: g,
+        conditions: vec![ready_c, progressing_c, degraded_c, paused_c],
+        replicas,
+        ready_replicas: ready,
+        current_version,
+        selector: input.selector.clone(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(ready: bool) -> MemberPod {
+        MemberPod {
+            name: "c-1".into(),
+            index: Some(1),
+            phase: "Running".into(),
+            ready,
+            terminating: false,
+            up_to_date: true,
+        }
+    }
+
+    #[test]
+    fn stable_when_nothing_changes() {
+        let pods = [pod(true)];
+        let versions = ["2.10.0".to_string()];
+        let input = StatusInput {
+            generation: Some(2),
+            version: "2.10.0",
+            pods: &pods,
+            pod_versions: &versions,
+            phase: &Phase::Ready,
+            degraded: None,
+            selector: "app=nats,nats_cluster=c".into(),
+        };
+        let t1 = Timestamp::from_second(1000).unwrap_or(Timestamp::UNIX_EPOCH);
+        let t2 = Timestamp::from_second(2000).unwrap_or(Timestamp::UNIX_EPOCH);
+        let s1 = next_status(&NatsClusterStatus::default(), &input, t1);
+        let s2 = next_status(&s1, &input, t2);
+        assert_eq!(
+            s1, s2,
+            "a second pass with the same inputs must not change the status"
+        );
+        assert_eq!(
+            (s1.replicas, s1.ready_replicas, s1.current_version.as_str()),
+            (1, 1, "2.10.0")
+        );
+        assert_eq!(s1.conditions[0].type_, "Ready");
+        assert_eq!(s1.conditions[0].status, "True");
+    }
+
+    #[test]
+    fn mixed_versions_keep_the_previous_current_version() {
+        let pods = [pod(true), pod(true)];
+        let versions = ["2.10.0".to_string(), "2.9.0".to_string()];
+        let prev = NatsClusterStatus {
+            current_version: "2.9.0".into(),
+            ..Default::default()
+        };
+        let input = StatusInput {
+            generation: Some(3),
+            version: "2.10.0",
+            pods: &pods,
+            pod_versions: &versions,
+            phase: &Phase::Progressing("rolling".into()),
+            degraded: None,
+            selector: String::new(),
+        };
+        let s = next_status(&prev, &input, Timestamp::UNIX_EPOCH);
+        assert_eq!(s.current_version, "2.9.0");
+        assert_eq!(s.conditions[1].status, "True");
+    }
+}

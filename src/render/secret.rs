@@ -1,0 +1,34 @@
+//! The config Secret `<name>` holding `nats.conf` (a Secret, not a ConfigMap: the file
+//! carries passwords and tokens).
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::ByteString;
+use k8s_openapi::api::core::v1::Secret;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+use super::config::RenderedConf;
+use super::{CONFIG_HASH_ANNOTATION, CONFIG_KEY, ClusterMeta, labels};
+
+/// The Secret `<name>` with the key `nats.conf` and the config hash as an annotation.
+pub fn config_secret(meta: &ClusterMeta, conf: &RenderedConf) -> Secret {
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(meta.name.clone()),
+            namespace: Some(meta.namespace.clone()),
+            labels: Some(labels::common(&meta.name, [])),
+            annotations: Some(BTreeMap::from([(
+                CONFIG_HASH_ANNOTATION.to_string(),
+                conf.hash.clone(),
+            )])),
+            owner_references: meta.owner_references(),
+            ..Default::default()
+        },
+        type_: Some("Opaque".into()),
+        data: Some(BTreeMap::from([(
+            CONFIG_KEY.to_string(),
+            ByteString(conf.text.as_bytes().to_vec()),
+        )])),
+        ..Default::default()
+    }
+}

