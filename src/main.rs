@@ -54,6 +54,15 @@ enum Command {
         #[arg(long = "san")]
         sans: Vec<String>,
     },
+    /// Print every object the operator would create for each NatsCluster in a manifest:
+    /// Services, the config Secret with nats.conf (shown as stringData), the
+    /// PodDisruptionBudget, PersistentVolumeClaims and member Pods. Secrets and
+    /// NatsServiceRoles in the same input are used as the cluster would see them.
+    Render {
+        /// Input file, or `-` for standard input.
+        #[arg(short = 'f', long = "filename")]
+        file: String,
+    },
     /// Write the install manifests (CRDs, RBAC, Deployment, Service, webhook
     /// configurations, kustomize overlays) into a directory, as checked in under manifests/.
     Manifests {
@@ -202,6 +211,25 @@ fn main() -> ExitCode {
                 }
                 Err(e) => {
                     eprintln!("error: cannot render the CRDs: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Render { file } => {
+            let input = match read_input(&file) {
+                Ok(s) => s,
+                Err(e) => {
+                    eprintln!("error: cannot read {file}: {e}");
+                    return ExitCode::from(2);
+                }
+            };
+            match nats_operator::manifest::render_stream(&input) {
+                Ok(out) => {
+                    print!("{out}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {file}: {e}");
                     ExitCode::FAILURE
                 }
             }

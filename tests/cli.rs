@@ -166,3 +166,48 @@ fn webhook_serves_a_review_to_curl_trusting_only_the_generated_ca() {
         "SIGTERM must end the server cleanly: {status:?}"
     );
 }
+
+#[test]
+fn render_works_on_every_upstream_example() {
+    let mut files: Vec<_> = std::fs::read_dir(examples())
+        .expect("examples")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    files.sort();
+    for file in files {
+        let out = Command::new(BIN)
+            .args(["render", "-f"])
+            .arg(&file)
+            .output()
+            .expect("run");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            file.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let input = std::fs::read_to_string(&file).expect("read");
+        let clusters = input.matches("kind: NatsCluster").count()
+            + input.matches("kind: \"NatsCluster\"").count();
+        assert_eq!(
+            text.matches("\nkind: Secret").count(),
+            clusters,
+            "{}: one config Secret per cluster",
+            file.display()
+        );
+        if clusters > 0 {
+            assert!(text.contains("nats.conf: |"), "{}", file.display());
+        }
+    }
+    let out = Command::new(BIN)
+        .args(["render", "-f"])
+        .arg(examples().join("example-nats-cluster-tls.yaml"))
+        .output()
+        .expect("run");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.matches("\nkind: Pod\n").count(), 3);
+    assert!(text.contains("nats://nats-3.nats-mgmt.default.svc:6222"));
+}
