@@ -22,6 +22,12 @@
 //! user would and keeps its exit code and output; [`WebhookLatencies`] reads the apiserver's
 //! own webhook latency histograms.
 //!
+//! The reconcile loop: [`TestKubelet`] stands in for the scheduler and kubelet (binds the
+//! operator's pods to a fake node, reports them running and ready, removes terminating ones
+//! after a short lame duck); [`InProcessOperator`] runs `nats_operator::controller::run` on
+//! its own thread, optionally under leader election, recording every request it sends;
+//! [`natscluster`] waits for statuses and records pod changes through a watch.
+//!
 //! Environment:
 //! * `E2E_KUBECONFIG` / `KUBECONFIG`: use that cluster instead of starting one.
 //! * `NATS_OPERATOR_TESTPLANE_DIR`: directory with `kube-testplane` (and `kubectl`); otherwise
@@ -32,16 +38,21 @@
 //!   `../shared/fixtures/nats-operator-examples` next to the repository).
 
 mod cluster;
+pub mod controller;
 pub mod fixtures;
 mod kubectl;
+pub mod kubelet;
 pub mod metrics;
 mod namespace;
+pub mod natscluster;
 pub mod operator;
 pub mod scenario;
 mod webhook;
 
 pub use cluster::{ReadyInfo, TestCluster};
+pub use controller::{InProcessOperator, OperatorOptions};
 pub use kubectl::KubectlRun;
+pub use kubelet::TestKubelet;
 pub use metrics::WebhookLatencies;
 pub use namespace::{TEST_NAMESPACE_LABEL, TestNamespace};
 pub use operator::NatsOperator;

@@ -130,6 +130,42 @@ pub fn histogram(text: &str, metric: &str, group_by: &[&str]) -> Vec<HistogramSu
     groups.into_values().collect()
 }
 
+/// Sums the samples of counter `metric` (e.g. `apiserver_request_total`) grouped by the
+/// `group_by` labels (other labels are summed over). Keys hold the label values in
+/// `group_by` order.
+pub fn counter_sums(text: &str, metric: &str, group_by: &[&str]) -> BTreeMap<Vec<String>, f64> {
+    let mut out: BTreeMap<Vec<String>, f64> = BTreeMap::new();
+    for line in text.lines() {
+        let Some(rest) = line.strip_prefix(metric) else {
+            continue;
+        };
+        let (labels, value) = match rest.strip_prefix('{').and_then(|r| r.rsplit_once('}')) {
+            Some((labels, value)) => (parse_labels(labels), value),
+            None if rest.starts_with(' ') => (Vec::new(), rest),
+            None => continue,
+        };
+        let Some(value) = value
+            .split_whitespace()
+            .next()
+            .and_then(|v| v.parse::<f64>().ok())
+        else {
+            continue;
+        };
+        let key = group_by
+            .iter()
+            .map(|g| {
+                labels
+                    .iter()
+                    .find(|(k, _)| k == g)
+                    .map(|(_, v)| v.clone())
+                    .unwrap_or_default()
+            })
+            .collect();
+        *out.entry(key).or_default() += value;
+    }
+    out
+}
+
 fn parse_labels(s: &str) -> Vec<(String, String)> {
     let mut out = Vec::new();
     let mut rest = s;
@@ -282,6 +318,18 @@ apiserver_admission_webhook_admission_duration_seconds_total_other 1
         let shown = l.to_string();
         assert!(shown.contains("name=validate.nats.io"), "{shown}");
         assert!(shown.contains("(no observations)"), "{shown}");
+    }
+
+    #[test]
+    fn counters_sum_by_label() {
+        let text = "apiserver_request_total{code=\"200\",resource=\"pods\",verb=\"POST\"} 3\n\
+                    apiserver_request_total{code=\"201\",resource=\"pods\",verb=\"POST\"} 2\n\
+                    apiserver_request_total{code=\"200\",resource=\"pods\",verb=\"GET\"} 7\n\
+                    apiserver_request_total_other 9\n";
+        let sums = counter_sums(text, "apiserver_request_total", &["verb"]);
+        assert_eq!(sums.get(&vec!["POST".to_string()]), Some(&5.0));
+        assert_eq!(sums.get(&vec!["GET".to_string()]), Some(&7.0));
+        assert_eq!(sums.len(), 2);
     }
 
     #[test]

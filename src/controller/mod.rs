@@ -48,13 +48,17 @@ impl Scope {
     }
 }
 
-/// A reflector whose writer runs in a background task; returns the store and a
-/// subscriber stream for the controller.
-fn shared<K>(
+/// One watch per kind: it fills the store the reconciler (and the webhooks) read and
+/// yields every touched object, deletions included, to trigger reconciles. `prune`
+/// drops what no reader needs, to keep the cache lean.
+fn reflect<K>(
     api: Api<K>,
     config: watcher::Config,
-    tasks: &mut tokio::task::JoinSet<()>,
-) -> (Store<K>, reflector::ReflectHandle<K>)
+    prune: fn(&mut K),
+) -> (
+    Store<K>,
+    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
+)
 where
     K: Resource<DynamicType = ()>
         + Clone
@@ -64,32 +68,29 @@ where
         + Sync
         + 'static,
 {
-    let (reader, writer) = reflector::store_shared(1024);
-    let subscriber = match writer.subscribe() {
-        Some(s) => s,
-        // A shared writer always hands out subscribers.
-        None => unreachable_subscriber(),
-    };
-    let stream = watcher(api, config)
-        .default_backoff()
-        .modify(|o: &mut K| {
-            o.managed_fields_mut().clear();
-        })
-        .reflect_shared(writer)
-        .for_each(|event| async move {
-            if let Err(e) = event {
-                tracing::warn!(error = %e, kind = %K::kind(&()), "watch error");
-            }
-        });
-    tasks.spawn(stream);
-    (reader, subscriber)
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(
+        writer,
+        watcher(api, config)
+            .default_backoff()
+            .modify(move |o: &mut K| {
+                o.managed_fields_mut().clear();
+                prune(o);
+            }),
+    )
+    .touched_objects();
+    (reader, stream)
 }
 
-fn unreachable_subscriber<K: Resource<DynamicType = ()> + Clone>() -> reflector::ReflectHandle<K> {
-    let (_, writer) = reflector::store_shared::<K>(1);
-    match writer.subscribe() {
-        Some(s) => s,
-        None => panic!("kube-runtime: a shared store writer must support subscribers"),
+fn keep<K>(_: &mut K) {}
+
+/// The reconciler reads a pod's labels, annotations, owners, phase and conditions only.
+fn prune_pod(pod: &mut Pod) {
+    pod.spec = None;
+    if let Some(status) = pod.status.as_mut() {
+        status.container_statuses = None;
+        status.init_container_statuses = None;
+        status.ephemeral_container_statuses = None;
     }
 }
 
@@ -101,27 +102,23 @@ pub async fn run(
     metrics: Arc<metrics::Metrics>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let mut tasks = tokio::task::JoinSet::new();
     let children = watcher::Config::default().labels("app=nats");
-    let (clusters, cluster_sub) = shared(
+    let (clusters, cluster_stream) = reflect(
         scope.api::<NatsCluster>(&client),
         watcher::Config::default(),
-        &mut tasks,
+        keep,
     );
-    let (pods, pod_sub) = shared(scope.api::<Pod>(&client), children.clone(), &mut tasks);
-    let (services, svc_sub) = shared(scope.api::<Service>(&client), children.clone(), &mut tasks);
-    let (secrets, secret_sub) = shared(scope.api::<Secret>(&client), children.clone(), &mut tasks);
-    let (pdbs, pdb_sub) = shared(
-        scope.api::<PodDisruptionBudget>(&client),
-        children,
-        &mut tasks,
-    );
-    let (roles, role_sub) = shared(
+    let (pods, pod_stream) = reflect(scope.api::<Pod>(&client), children.clone(), prune_pod);
+    let (services, svc_stream) = reflect(scope.api::<Service>(&client), children.clone(), keep);
+    let (secrets, secret_stream) = reflect(scope.api::<Secret>(&client), children.clone(), keep);
+    let (pdbs, pdb_stream) = reflect(scope.api::<PodDisruptionBudget>(&client), children, keep);
+    let (roles, role_stream) = reflect(
         scope.api::<NatsServiceRole>(&client),
         watcher::Config::default(),
-        &mut tasks,
+        keep,
     );
-
+    // The stores must be filled by their own streams even when the controller does not
+    // poll them (roles are read, not owned), so the role stream is a trigger too.
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -151,12 +148,12 @@ pub async fn run(
         .default_backoff()
         .touched_objects();
     let mut stop = shutdown.clone();
-    Controller::for_shared_stream(cluster_sub, clusters)
-        .owns_shared_stream(pod_sub)
-        .owns_shared_stream(svc_sub)
-        .owns_shared_stream(secret_sub)
-        .owns_shared_stream(pdb_sub)
-        .watches_shared_stream(role_sub, |role: Arc<NatsServiceRole>| {
+    Controller::for_stream(cluster_stream, clusters)
+        .owns_stream(pod_stream)
+        .owns_stream(svc_stream)
+        .owns_stream(secret_stream)
+        .owns_stream(pdb_stream)
+        .watches_stream(role_stream, |role: NatsServiceRole| {
             let ns = role.namespace();
             role.labels()
                 .get("nats_cluster")
@@ -191,7 +188,6 @@ pub async fn run(
             }
         })
         .await;
-    tasks.shutdown().await;
 }
 
 /// Whether a cluster reads the Secret `name` for its authorization.

@@ -29,6 +29,8 @@ use crate::render::{
 
 /// Field manager of every server-side apply.
 pub const MANAGER: &str = "nats-operator";
+/// Annotation with the hash of the last applied form of a child.
+pub const APPLIED_ANNOTATION: &str = "nats.io/applied-hash";
 
 /// Why a reconcile failed.
 #[derive(Debug, thiserror::Error)]
@@ -115,19 +117,26 @@ where
         + serde::de::DeserializeOwned,
 {
     let mut want = serde_json::to_value(desired).unwrap_or(Value::Null);
+    // The hash of what we apply, stamped on the object: a field we stop setting (an
+    // annotation removed from a service policy) changes the hash, so the apply goes out
+    // and server-side apply removes the field. A field someone else changed fails the
+    // subset check. Otherwise nothing is written.
+    let applied = crate::render::sha256_hex(want.to_string().as_bytes());
+    if let Some(existing) = cached {
+        let have = serde_json::to_value(existing.as_ref()).unwrap_or(Value::Null);
+        let same_hash = existing.annotations().get(APPLIED_ANNOTATION) == Some(&applied);
+        if same_hash && is_subset(&want, &have) {
+            return Ok(false);
+        }
+    }
     if let Some(m) = want.as_object_mut() {
         m.insert("apiVersion".into(), K::api_version(&()).into());
         m.insert("kind".into(), K::kind(&()).into());
-    }
-    if let Some(existing) = cached {
-        let have = serde_json::to_value(existing.as_ref()).unwrap_or(Value::Null);
-        let mut cmp = want.clone();
-        if let Some(m) = cmp.as_object_mut() {
-            m.remove("apiVersion");
-            m.remove("kind");
-        }
-        if is_subset(&cmp, &have) {
-            return Ok(false);
+        if let Some(meta) = m.get_mut("metadata").and_then(Value::as_object_mut) {
+            let annotations = meta.entry("annotations").or_insert_with(|| json!({}));
+            if let Some(a) = annotations.as_object_mut() {
+                a.insert(APPLIED_ANNOTATION.into(), Value::String(applied));
+            }
         }
     }
     let name = desired.meta().name.clone().unwrap_or_default();

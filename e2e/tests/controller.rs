@@ -1,0 +1,1199 @@
+//! The reconcile loop against a real kube-apiserver: the Go operator's e2e scenarios
+//! (features doc §5) and ours, with the controller running in process and a test kubelet
+//! ([`TestKubelet`]) standing in for the scheduler and the kubelet.
+//!
+//! Each test has its own namespace and its own operator scoped to it; the kubelet is shared.
+//! Outcomes are asserted through the API (and kubectl where a user would look).
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{Event, Pod, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use kube::api::{ListParams, Patch, PatchParams};
+use kube::{Api, Client, ResourceExt};
+use nats_operator::api::v1beta1::NatsCluster;
+use nats_operator::controller::Scope;
+use nats_operator::controller::leader::Timing;
+use nats_operator_e2e::controller::LeaseSettings;
+use nats_operator_e2e::kubelet::{Behaviour, mark_failed};
+use nats_operator_e2e::natscluster::{
+    PodTracker, condition, pod_names, poll, summary, wait_cluster,
+    wait_for_default_service_account, wait_ready,
+};
+use nats_operator_e2e::scenario::scenario;
+use nats_operator_e2e::{
+    InProcessOperator, NatsOperator, OperatorOptions, TestCluster, TestKubelet, TestNamespace,
+};
+use serde_json::json;
+
+/// How long a cluster may take to become Ready (2 cores shared with builds).
+const READY: Duration = Duration::from_secs(90);
+/// Versions used in version rollouts.
+const OLD_VERSION: &str = "2.10.22";
+const NEW_VERSION: &str = "2.11.0";
+
+/// One scenario's world. Fields drop in order: the operator stops before the namespace goes.
+struct Env {
+    operator: InProcessOperator,
+    cluster: &'static TestCluster,
+    kubelet: &'static TestKubelet,
+    client: Client,
+    ns: TestNamespace,
+}
+
+impl Env {
+    fn ns(&self) -> &str {
+        self.ns.name()
+    }
+
+    /// `kubectl apply -n <ns> -f -` with `manifest`.
+    fn apply(&self, manifest: &str) -> Result<()> {
+        self.cluster
+            .kubectl_run_stdin(&["apply", "-n", self.ns(), "-f", "-"], Some(manifest))?
+            .assert_success();
+        Ok(())
+    }
+
+    fn clusters(&self) -> Api<NatsCluster> {
+        Api::namespaced(self.client.clone(), self.ns())
+    }
+
+    fn pods(&self) -> Api<Pod> {
+        Api::namespaced(self.client.clone(), self.ns())
+    }
+
+    /// Merge-patches the v1beta1 spec.
+    async fn patch_spec(&self, name: &str, spec: serde_json::Value) -> Result<()> {
+        self.clusters()
+            .patch(
+                name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({ "spec": spec })),
+            )
+            .await
+            .with_context(|| format!("patching {name}"))?;
+        Ok(())
+    }
+
+    async fn wait_ready(&self, name: &str, size: i32) -> Result<NatsCluster> {
+        wait_ready(&self.client, self.ns(), name, size, READY).await
+    }
+
+    /// The operator's requests (relative times) and metrics, for failure messages.
+    fn diagnostics(&self) -> String {
+        let all = self.operator.requests().all();
+        let t0 = all.first().map(|r| r.at);
+        let mut out = String::from("operator requests:\n");
+        for r in &all {
+            let at = t0.map(|t| r.at.duration_since(t)).unwrap_or_default();
+            out.push_str(&format!("  {:>8.3} s  {r}\n", at.as_secs_f64()));
+        }
+        out.push_str(&self.operator.metrics().encode());
+        out
+    }
+
+    /// uid per pod name of the cluster.
+    async fn pod_uids(&self, cluster: &str) -> Result<BTreeMap<String, String>> {
+        let lp = ListParams::default().labels(&format!("app=nats,nats_cluster={cluster}"));
+        Ok(self
+            .pods()
+            .list(&lp)
+            .await?
+            .items
+            .iter()
+            .map(|p| (p.name_any(), p.uid().unwrap_or_default()))
+            .collect())
+    }
+}
+
+/// The shared control plane with the API installed, a fresh namespace, the shared kubelet
+/// and an operator for the namespace; `None` to skip (external cluster).
+async fn setup(prefix: &str) -> Result<Option<Env>> {
+    setup_with(prefix, |ns| Some(OperatorOptions::namespace(ns))).await
+}
+
+async fn setup_with(
+    prefix: &str,
+    options: impl FnOnce(&str) -> Option<OperatorOptions>,
+) -> Result<Option<Env>> {
+    let Some(op) = NatsOperator::shared().await? else {
+        return Ok(None);
+    };
+    let cluster = op.cluster();
+    if cluster.is_external() {
+        eprintln!(
+            "SKIPPED: the controller scenarios run a test kubelet, which must not touch the pods \
+             of a real cluster (E2E_KUBECONFIG is set)"
+        );
+        return Ok(None);
+    }
+    let ns = TestNamespace::create(cluster, prefix).await?;
+    let client = cluster.client()?;
+    wait_for_default_service_account(&client, ns.name()).await?;
+    let kubelet = TestKubelet::shared(cluster)?;
+    let options = options(ns.name()).context("no operator options")?;
+    let operator = InProcessOperator::start(cluster, options)?;
+    Ok(Some(Env {
+        operator,
+        cluster,
+        kubelet,
+        client,
+        ns,
+    }))
+}
+
+fn v1alpha2(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: nats.io/v1alpha2\nkind: NatsCluster\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
+}
+
+fn v1beta1(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: nats.io/v1beta1\nkind: NatsCluster\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
+}
+
+fn members(cluster: &str, n: u32) -> Vec<String> {
+    (1..=n).map(|i| format!("{cluster}-{i:x}")).collect()
+}
+
+/// Everything a Ready cluster of 3 must have, as a user would check it.
+async fn assert_ready_children(env: &Env, name: &str, nc: &NatsCluster) -> Result<()> {
+    let ns = env.ns();
+    let uid = nc.uid().unwrap_or_default();
+    let owned_by_cluster =
+        |o: &Option<Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference>>| {
+            o.as_ref().is_some_and(|refs| {
+                refs.iter()
+                    .any(|r| r.uid == uid && r.kind == "NatsCluster" && r.controller == Some(true))
+            })
+        };
+
+    // Pods <name>-1..3, owned by the cluster.
+    let pods = env
+        .pods()
+        .list(&ListParams::default().labels(&format!("app=nats,nats_cluster={name}")))
+        .await?
+        .items;
+    let mut names: Vec<String> = pods.iter().map(|p| p.name_any()).collect();
+    names.sort();
+    assert_eq!(names, members(name, 3), "pods of {name}");
+    for p in &pods {
+        assert!(
+            owned_by_cluster(&p.metadata.owner_references),
+            "pod {} is not owned by NatsCluster {name}: {:?}",
+            p.name_any(),
+            p.metadata.owner_references
+        );
+    }
+
+    // Services: selectors without nats_version; the management one publishes not-ready pods.
+    let svcs: Api<Service> = Api::namespaced(env.client.clone(), ns);
+    let selector = BTreeMap::from([
+        ("app".to_string(), "nats".to_string()),
+        ("nats_cluster".to_string(), name.to_string()),
+    ]);
+    let client_svc = svcs.get(name).await.context("client Service")?;
+    assert!(owned_by_cluster(&client_svc.metadata.owner_references));
+    let spec = client_svc.spec.clone().unwrap_or_default();
+    assert_eq!(
+        spec.selector.as_ref(),
+        Some(&selector),
+        "client Service selector"
+    );
+    let ports: Vec<(String, i32)> = spec
+        .ports
+        .unwrap_or_default()
+        .iter()
+        .map(|p| (p.name.clone().unwrap_or_default(), p.port))
+        .collect();
+    assert!(ports.contains(&("tcp-client".into(), 4222)), "{ports:?}");
+    let mgmt = svcs
+        .get(&format!("{name}-mgmt"))
+        .await
+        .context("management Service")?;
+    assert!(owned_by_cluster(&mgmt.metadata.owner_references));
+    let spec = mgmt.spec.clone().unwrap_or_default();
+    assert_eq!(
+        spec.selector.as_ref(),
+        Some(&selector),
+        "mgmt Service selector"
+    );
+    assert_eq!(spec.cluster_ip.as_deref(), Some("None"), "mgmt is headless");
+    assert_eq!(spec.publish_not_ready_addresses, Some(true));
+    let ports: Vec<(String, i32)> = spec
+        .ports
+        .unwrap_or_default()
+        .iter()
+        .map(|p| (p.name.clone().unwrap_or_default(), p.port))
+        .collect();
+    for want in [("cluster", 6222), ("monitoring", 8222)] {
+        assert!(ports.contains(&(want.0.into(), want.1)), "{ports:?}");
+    }
+
+    // The config Secret: cluster name and the three routes.
+    let conf = nats_conf(env, name).await?;
+    let cluster_block = conf
+        .split_once("cluster: {")
+        .map(|(_, rest)| rest)
+        .with_context(|| format!("no cluster block in:\n{conf}"))?;
+    assert!(
+        cluster_block.contains(&format!("name: \"{name}\"")),
+        "cluster name missing:\n{conf}"
+    );
+    for m in members(name, 3) {
+        let route = format!("nats://{m}.{name}-mgmt.{ns}.svc:6222");
+        assert!(conf.contains(&route), "route {route} missing:\n{conf}");
+    }
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), ns);
+    let secret = secrets.get(name).await?;
+    assert!(owned_by_cluster(&secret.metadata.owner_references));
+
+    // PodDisruptionBudget.
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(env.client.clone(), ns);
+    let pdb = pdbs.get(name).await.context("PodDisruptionBudget")?;
+    assert!(owned_by_cluster(&pdb.metadata.owner_references));
+    assert_eq!(
+        pdb.spec.and_then(|s| s.max_unavailable),
+        Some(IntOrString::Int(1))
+    );
+
+    // Status.
+    let status = nc.status.clone().unwrap_or_default();
+    assert_eq!(
+        (status.replicas, status.ready_replicas),
+        (3, 3),
+        "{}",
+        summary(nc)
+    );
+    assert_eq!(status.current_version, nc.spec.version, "{}", summary(nc));
+    assert_eq!(status.observed_generation, nc.metadata.generation);
+    assert_eq!(
+        condition(nc, "Ready"),
+        Some(("True".into(), "ClusterReady".into()))
+    );
+    Ok(())
+}
+
+async fn nats_conf(env: &Env, name: &str) -> Result<String> {
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), env.ns());
+    let secret = secrets.get(name).await.context("config Secret")?;
+    let data = secret.data.unwrap_or_default();
+    let raw = data.get("nats.conf").context("no nats.conf key")?;
+    Ok(String::from_utf8_lossy(&raw.0).into_owned())
+}
+
+/// The row of `kubectl get natsclusters` for `name`, split into columns.
+fn kubectl_row(env: &Env, name: &str) -> Result<Vec<String>> {
+    let run = env
+        .cluster
+        .kubectl_run(&["get", "natsclusters", "-n", env.ns()])?;
+    run.assert_success();
+    let header: Vec<&str> = run
+        .stdout
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .split_whitespace()
+        .collect();
+    assert_eq!(
+        header.get(..5),
+        Some(&["NAME", "SIZE", "READY", "VERSION", "STATUS"][..]),
+        "{run}"
+    );
+    run.stdout
+        .lines()
+        .map(|l| l.split_whitespace().map(str::to_string).collect::<Vec<_>>())
+        .find(|cols| cols.first().map(String::as_str) == Some(name))
+        .with_context(|| format!("no row for {name}:\n{run}"))
+}
+
+#[tokio::test]
+async fn v1alpha2_and_v1beta1_clusters_become_ready_with_all_children() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("e2e-ctl-ready").await? else {
+        return Ok(());
+    };
+    env.apply(&v1alpha2(
+        "alpha",
+        &format!("  size: 3\n  version: \"{OLD_VERSION}\"\n"),
+    ))?;
+    env.apply(&v1beta1("beta", "  size: 3\n"))?;
+    let started = Instant::now();
+    for name in ["alpha", "beta"] {
+        let nc = env.wait_ready(name, 3).await?;
+        eprintln!("{name} Ready after {:?}", started.elapsed());
+        assert_ready_children(&env, name, &nc).await?;
+        let row = kubectl_row(&env, name)?;
+        assert_eq!(
+            row.get(1..5).map(<[String]>::to_vec),
+            Some(vec![
+                "3".to_string(),
+                "3".to_string(),
+                nc.spec.version.clone(),
+                "ClusterReady".to_string(),
+            ]),
+            "kubectl get natsclusters row {row:?}"
+        );
+    }
+    let alpha = env.clusters().get("alpha").await?;
+    assert_eq!(alpha.spec.version, OLD_VERSION);
+    Ok(())
+}
+
+#[tokio::test]
+async fn scaling_up_and_down_removes_the_highest_index_first() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("e2e-ctl-scale").await? else {
+        return Ok(());
+    };
+    env.apply(&v1beta1("scale", "  size: 3\n"))?;
+    env.wait_ready("scale", 3).await?;
+    let tracker = PodTracker::start(&env.client, env.ns(), "scale").await?;
+
+    env.patch_spec("scale", json!({"size": 5})).await?;
+    env.wait_ready("scale", 5).await?;
+    assert_eq!(
+        pod_names(&env.client, env.ns(), "scale").await?,
+        members("scale", 5)
+    );
+
+    env.cluster
+        .kubectl_run(&[
+            "scale",
+            "natscluster",
+            "scale",
+            "--replicas",
+            "3",
+            "-n",
+            env.ns(),
+        ])?
+        .assert_success();
+    env.wait_ready("scale", 3).await?;
+    assert_eq!(
+        pod_names(&env.client, env.ns(), "scale").await?,
+        members("scale", 3)
+    );
+    assert_eq!(
+        tracker.deletion_order(),
+        vec!["scale-5".to_string(), "scale-4".to_string()],
+        "scale-down order"
+    );
+
+    // Past 9 the names are hex (scale-a), and order is numeric: 11 (scale-b) goes first.
+    env.cluster
+        .kubectl_run(&[
+            "scale",
+            "natscluster",
+            "scale",
+            "--replicas",
+            "11",
+            "-n",
+            env.ns(),
+        ])?
+        .assert_success();
+    env.wait_ready("scale", 11).await?;
+    assert_eq!(pod_names(&env.client, env.ns(), "scale").await?.len(), 11);
+    env.patch_spec("scale", json!({"size": 9})).await?;
+    env.wait_ready("scale", 9).await?;
+    let order = tracker.deletion_order();
+    assert_eq!(
+        order[2..],
+        ["scale-b".to_string(), "scale-a".to_string()],
+        "{order:?}"
+    );
+    let run = env.cluster.kubectl_run(&[
+        "get",
+        "natscluster",
+        "scale",
+        "-n",
+        env.ns(),
+        "-o",
+        "jsonpath={.status.replicas}",
+    ])?;
+    assert_eq!(run.assert_success().stdout.trim(), "9");
+    Ok(())
+}
+
+#[tokio::test]
+async fn failed_and_deleted_members_are_replaced_under_their_own_names() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("e2e-ctl-replace").await? else {
+        return Ok(());
+    };
+    env.apply(&v1beta1("heal", "  size: 3\n"))?;
+    env.wait_ready("heal", 3).await?;
+    let before = env.pod_uids("heal").await?;
+
+    // A member fails: it is deleted and created again under its own name.
+    mark_failed(&env.client, env.ns(), "heal-2").await?;
+    let uids = poll(
+        READY,
+        Duration::from_millis(200),
+        "heal-2 replaced",
+        || async {
+            let uids = env.pod_uids("heal").await?;
+            Ok(match uids.get("heal-2") {
+                Some(u) if Some(u) != before.get("heal-2") => Ok(uids),
+                _ => Err(format!("{uids:?}")),
+            })
+        },
+    )
+    .await?;
+    assert_eq!(uids.get("heal-1"), before.get("heal-1"), "heal-1 untouched");
+    assert_eq!(uids.get("heal-3"), before.get("heal-3"), "heal-3 untouched");
+    env.wait_ready("heal", 3).await?;
+
+    // A user deletes a member: it comes back.
+    let before = env.pod_uids("heal").await?;
+    env.cluster
+        .kubectl_run(&["delete", "pod", "heal-3", "-n", env.ns(), "--wait=false"])?
+        .assert_success();
+    poll(
+        READY,
+        Duration::from_millis(200),
+        "heal-3 recreated",
+        || async {
+            let uids = env.pod_uids("heal").await?;
+            Ok(match uids.get("heal-3") {
+                Some(u) if Some(u) != before.get("heal-3") => Ok(()),
+                _ => Err(format!("{uids:?}")),
+            })
+        },
+    )
+    .await
+    .inspect_err(|_| eprintln!("{}", env.diagnostics()))?;
+    let nc = env.wait_ready("heal", 3).await?;
+    assert_eq!(
+        pod_names(&env.client, env.ns(), "heal").await?,
+        members("heal", 3)
+    );
+    assert_eq!(condition(&nc, "Ready").map(|c| c.0), Some("True".into()));
+    Ok(())
+}
+
+/// A member or a Service that vanishes at once (force deletion: no terminating phase, the
+/// watch only sees a DELETED event) is recreated within seconds, not at the next periodic
+/// resync.
+#[tokio::test]
+async fn force_deleted_children_are_recreated_promptly() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("e2e-ctl-force").await? else {
+        return Ok(());
+    };
+    env.apply(&v1beta1("force", "  size: 3\n"))?;
+    env.wait_ready("force", 3).await?;
+    // Let the operator settle (its last reconcile asks for the periodic resync).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before = env.pod_uids("force").await?;
+    env.cluster
+        .kubectl_run(&[
+            "delete",
+            "pod",
+            "force-2",
+            "-n",
+            env.ns(),
+            "--grace-period=0",
+            "--force",
+        ])?
+        .assert_success();
+    let pod = poll(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        "force-2 recreated",
+        || async {
+            let uids = env.pod_uids("force").await?;
+            Ok(match uids.get("force-2") {
+                Some(u) if Some(u) != before.get("force-2") => Ok(()),
+                _ => Err(format!("{uids:?}")),
+            })
+        },
+    )
+    .await;
+    env.wait_ready("force", 3).await.ok();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    env.cluster
+        .kubectl_run(&["delete", "service", "force", "-n", env.ns()])?
+        .assert_success();
+    let svcs: Api<Service> = Api::namespaced(env.client.clone(), env.ns());
+    let svc = poll(
+        Duration::from_secs(30),
+        Duration::from_millis(200),
+        "client Service recreated",
+        || async {
+            Ok(match svcs.get_opt("force").await? {
+                Some(_) => Ok(()),
+                None => Err("missing".to_string()),
+            })
+        },
+    )
+    .await;
+    assert!(pod.is_ok() && svc.is_ok(), "pod: {pod:?}\nservice: {svc:?}");
+    Ok(())
+}
+
+/// Waits until every member carries the pod-spec hash of the first replaced pod's
+/// successor, i.e. the rollout is done and the cluster Ready at its generation.
+async fn wait_rolled(
+    env: &Env,
+    name: &str,
+    old_hashes: &BTreeMap<String, String>,
+) -> Result<NatsCluster> {
+    poll(
+        Duration::from_secs(120),
+        Duration::from_millis(250),
+        "rollout done",
+        || async {
+            let pods = env
+                .pods()
+                .list(&ListParams::default().labels(&format!("app=nats,nats_cluster={name}")))
+                .await?
+                .items;
+            let stale: Vec<String> = pods
+                .iter()
+                .filter(|p| {
+                    p.annotations().get("nats.io/pod-spec-hash") == old_hashes.get(&p.name_any())
+                })
+                .map(|p| p.name_any())
+                .collect();
+            if !stale.is_empty() || pods.len() != 3 {
+                return Ok(Err(format!(
+                    "not yet replaced: {stale:?} ({} pods)",
+                    pods.len()
+                )));
+            }
+            let nc = env.clusters().get(name).await?;
+            Ok(if nats_operator_e2e::natscluster::is_ready(&nc, 3) {
+                Ok(nc)
+            } else {
+                Err(summary(&nc))
+            })
+        },
+    )
+    .await
+}
+
+async fn pod_hashes(env: &Env, name: &str) -> Result<BTreeMap<String, String>> {
+    Ok(env
+        .pods()
+        .list(&ListParams::default().labels(&format!("app=nats,nats_cluster={name}")))
+        .await?
+        .items
+        .iter()
+        .map(|p| {
+            (
+                p.name_any(),
+                p.annotations()
+                    .get("nats.io/pod-spec-hash")
+                    .cloned()
+                    .unwrap_or_default(),
+            )
+        })
+        .collect())
+}
+
+#[tokio::test]
+async fn pod_spec_and_version_rollouts_replace_one_member_at_a_time() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("e2e-ctl-rollout").await? else {
+        return Ok(());
+    };
+    // Pods take a second to become ready, so the operator has to wait for each one.
+    env.kubelet.configure(
+        env.ns(),
+        Behaviour {
+            ready_delay: Duration::from_secs(1),
+            lame_duck: Duration::from_millis(500),
+        },
+    );
+    env.apply(&v1beta1(
+        "roll",
+        &format!("  size: 3\n  version: \"{OLD_VERSION}\"\n"),
+    ))?;
+    env.wait_ready("roll", 3).await?;
+    let tracker = PodTracker::start(&env.client, env.ns(), "roll").await?;
+    tracker.watch_members(&members("roll", 3));
+
+    // 1. A pod-spec change (resources).
+    let hashes = pod_hashes(&env, "roll").await?;
+    env.patch_spec(
+        "roll",
+        json!({"pod": {"resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}}),
+    )
+    .await?;
+    let nc = wait_rolled(&env, "roll", &hashes).await?;
+    let (max, worst) = tracker.max_unavailable();
+    assert!(max <= 1, "{max} members unavailable at once: {worst}");
+    assert_eq!(
+        tracker.deletion_order(),
+        members("roll", 3),
+        "rollout order"
+    );
+    for p in env
+        .pods()
+        .list(&ListParams::default().labels("nats_cluster=roll"))
+        .await?
+        .items
+    {
+        let nats = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.iter().find(|c| c.name == "nats"))
+            .and_then(|c| c.resources.clone())
+            .and_then(|r| r.requests)
+            .unwrap_or_default();
+        assert_eq!(
+            nats.get("cpu").map(|q| q.0.as_str()),
+            Some("100m"),
+            "{}",
+            p.name_any()
+        );
+    }
+    assert_eq!(
+        nc.status.clone().unwrap_or_default().current_version,
+        OLD_VERSION
+    );
+
+    // 2. A version upgrade: currentVersion stays until every member runs the new one.
+    let hashes = pod_hashes(&env, "roll").await?;
+    tracker.watch_members(&members("roll", 3));
+    env.patch_spec("roll", json!({"version": NEW_VERSION}))
+        .await?;
+    let during = wait_cluster(
+        &env.client,
+        env.ns(),
+        "roll",
+        READY,
+        "generation observed",
+        |c| c.status.as_ref().and_then(|s| s.observed_generation) == c.metadata.generation,
+    )
+    .await?;
+    assert_eq!(
+        during.status.clone().unwrap_or_default().current_version,
+        OLD_VERSION,
+        "right after the upgrade started: {}",
+        summary(&during)
+    );
+    let nc = wait_rolled(&env, "roll", &hashes).await?;
+    let (max, worst) = tracker.max_unavailable();
+    assert!(max <= 1, "{max} members unavailable at once: {worst}");
+    assert_eq!(
+        nc.status.clone().unwrap_or_default().current_version,
+        NEW_VERSION
+    );
+    for p in env
+        .pods()
+        .list(&ListParams::default().labels("nats_cluster=roll"))
+        .await?
+        .items
+    {
+        assert_eq!(
+            p.labels().get("nats_version").map(String::as_str),
+            Some(NEW_VERSION),
+            "{}",
+            p.name_any()
+        );
+    }
+    let order = tracker.deletion_order();
+    assert_eq!(
+        order[3..],
+        members("roll", 3)[..],
+        "upgrade order {order:?}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn paused_cluster_changes_no_pod_until_unpaused() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("e2e-ctl-paused").await? else {
+        return Ok(());
+    };
+    env.apply(&v1alpha2("paused", "  size: 3\n"))?;
+    env.wait_ready("paused", 3).await?;
+    let before = env.pod_uids("paused").await?;
+
+    env.patch_spec("paused", json!({"paused": true, "size": 5}))
+        .await?;
+    let nc = wait_cluster(
+        &env.client,
+        env.ns(),
+        "paused",
+        READY,
+        "Paused condition",
+        |c| {
+            condition(c, "Paused").is_some_and(|(s, _)| s == "True")
+                && c.status.as_ref().and_then(|s| s.observed_generation) == c.metadata.generation
+        },
+    )
+    .await?;
+    assert_eq!(condition(&nc, "Paused").map(|c| c.1), Some("Paused".into()));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(
+        env.pod_uids("paused").await?,
+        before,
+        "no pod changed while paused"
+    );
+
+    env.patch_spec("paused", json!({"paused": false})).await?;
+    let nc = env.wait_ready("paused", 5).await?;
+    assert_eq!(condition(&nc, "Paused").map(|c| c.0), Some("False".into()));
+    let after = env.pod_uids("paused").await?;
+    for (name, uid) in &before {
+        assert_eq!(after.get(name), Some(uid), "{name} kept");
+    }
+    assert_eq!(after.len(), 5);
+    Ok(())
+}
+
+#[tokio::test]
+async fn service_policy_annotations_are_applied_and_updated() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("e2e-ctl-svc").await? else {
+        return Ok(());
+    };
+    env.apply(&v1alpha2(
+        "svc",
+        "  size: 1\n  servicePolicy:\n    annotations:\n      example.com/lb: internal\n      example.com/keep: \"yes\"\n    labels:\n      team: a\n",
+    ))?;
+    env.wait_ready("svc", 1).await?;
+    let svcs: Api<Service> = Api::namespaced(env.client.clone(), env.ns());
+    let s = svcs.get("svc").await?;
+    assert_eq!(
+        s.annotations().get("example.com/lb").map(String::as_str),
+        Some("internal")
+    );
+    assert_eq!(s.labels().get("team").map(String::as_str), Some("a"));
+
+    // Changing the policy updates the Service (in v1alpha2 terms, as the user wrote it).
+    env.apply(&v1alpha2(
+        "svc",
+        "  size: 1\n  servicePolicy:\n    annotations:\n      example.com/lb: external\n    labels:\n      team: a\n",
+    ))?;
+    let s = poll(
+        READY,
+        Duration::from_millis(200),
+        "annotation updated",
+        || async {
+            let s = svcs.get("svc").await?;
+            Ok(
+                if s.annotations().get("example.com/lb").map(String::as_str) == Some("external") {
+                    Ok(s)
+                } else {
+                    Err(format!("{:?}", s.annotations()))
+                },
+            )
+        },
+    )
+    .await?;
+    // The same apply dropped `example.com/keep` (it went with the value change).
+    assert!(
+        !s.annotations().contains_key("example.com/keep"),
+        "{:?}",
+        s.annotations()
+    );
+
+    Ok(())
+}
+
+/// Removing one annotation from `servicePolicy`, with nothing else changing, removes it from
+/// the Service.
+#[tokio::test]
+async fn service_annotation_dropped_from_the_policy_is_removed() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("e2e-ctl-svc-rm").await? else {
+        return Ok(());
+    };
+    let svcs: Api<Service> = Api::namespaced(env.client.clone(), env.ns());
+    env.apply(&v1alpha2(
+        "svc",
+        "  size: 1\n  servicePolicy:\n    annotations:\n      example.com/lb: external\n      example.com/extra: \"1\"\n    labels:\n      team: a\n",
+    ))?;
+    poll(
+        READY,
+        Duration::from_millis(200),
+        "annotation added",
+        || async {
+            let s = svcs.get("svc").await?;
+            Ok(if s.annotations().contains_key("example.com/extra") {
+                Ok(())
+            } else {
+                Err(format!("{:?}", s.annotations()))
+            })
+        },
+    )
+    .await?;
+    env.apply(&v1alpha2(
+        "svc",
+        "  size: 1\n  servicePolicy:\n    annotations:\n      example.com/lb: external\n    labels:\n      team: a\n",
+    ))?;
+    let removed = poll(
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        "annotation removed",
+        || async {
+            let s = svcs.get("svc").await?;
+            Ok(if s.annotations().contains_key("example.com/extra") {
+                Err(format!("{:?}", s.annotations()))
+            } else {
+                Ok(())
+            })
+        },
+    )
+    .await;
+    assert!(
+        removed.is_ok(),
+        "an annotation dropped from servicePolicy stays on the Service: {removed:?}"
+    );
+    Ok(())
+}
+
+fn auth_secret(name: &str, users: &[&str]) -> String {
+    let users: Vec<serde_json::Value> = users
+        .iter()
+        .map(|u| json!({"username": u, "password": format!("{u}-pw")}))
+        .collect();
+    let body = json!({"users": users}).to_string();
+    format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\nstringData:\n  clients.json: '{body}'\n"
+    )
+}
+
+#[tokio::test]
+async fn auth_secret_changes_rerender_and_a_missing_one_degrades() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("e2e-ctl-auth").await? else {
+        return Ok(());
+    };
+    env.apply(&auth_secret("clients", &["alice"]))?;
+    env.apply(&v1alpha2(
+        "auth",
+        "  size: 3\n  auth:\n    clientsAuthSecret: clients\n",
+    ))?;
+    env.wait_ready("auth", 3).await?;
+    let conf = nats_conf(&env, "auth").await?;
+    assert!(
+        conf.contains("\"alice\"") && !conf.contains("\"bob\""),
+        "{conf}"
+    );
+    let nc_before = env.clusters().get("auth").await?;
+
+    // A new user in the Secret reaches nats.conf; the NatsCluster is not touched.
+    env.apply(&auth_secret("clients", &["alice", "bob"]))?;
+    poll(
+        READY,
+        Duration::from_millis(200),
+        "bob in nats.conf",
+        || async {
+            let conf = nats_conf(&env, "auth").await?;
+            Ok(if conf.contains("\"bob\"") {
+                Ok(())
+            } else {
+                Err(conf)
+            })
+        },
+    )
+    .await?;
+    let nc_after = env.clusters().get("auth").await?;
+    assert_eq!(nc_after.metadata.generation, nc_before.metadata.generation);
+    assert_eq!(nc_after.spec, nc_before.spec);
+
+    // The Secret disappears: Degraded, a Warning Event, and nothing changes.
+    let secrets: Api<Secret> = Api::namespaced(env.client.clone(), env.ns());
+    let config_rv = secrets.get("auth").await?.resource_version();
+    let uids = env.pod_uids("auth").await?;
+    secrets.delete("clients", &Default::default()).await?;
+    let nc = wait_cluster(&env.client, env.ns(), "auth", READY, "Degraded", |c| {
+        condition(c, "Degraded").is_some_and(|(s, _)| s == "True")
+    })
+    .await?;
+    assert_eq!(
+        condition(&nc, "Degraded").map(|c| c.1),
+        Some("MissingInput".into()),
+        "{}",
+        summary(&nc)
+    );
+    let events: Api<Event> = Api::namespaced(env.client.clone(), env.ns());
+    poll(
+        Duration::from_secs(20),
+        Duration::from_millis(250),
+        "Warning Event",
+        || async {
+            let list = events.list(&ListParams::default()).await?.items;
+            let found = list.iter().any(|e| {
+                e.type_.as_deref() == Some("Warning")
+                    && e.reason.as_deref() == Some("MissingInput")
+                    && e.involved_object.name.as_deref() == Some("auth")
+            });
+            Ok(if found {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{:?}",
+                    list.iter()
+                        .map(|e| (
+                            e.type_.clone(),
+                            e.reason.clone(),
+                            e.involved_object.name.clone()
+                        ))
+                        .collect::<Vec<_>>()
+                ))
+            })
+        },
+    )
+    .await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        secrets.get("auth").await?.resource_version(),
+        config_rv,
+        "config Secret untouched"
+    );
+    assert_eq!(env.pod_uids("auth").await?, uids, "pods untouched");
+    let run = env
+        .cluster
+        .kubectl_run(&["describe", "natscluster", "auth", "-n", env.ns()])?;
+    run.assert_success().assert_stdout_contains("MissingInput");
+
+    // A new cluster whose Secret is missing gets no children at all.
+    env.apply(&v1alpha2(
+        "noauth",
+        "  size: 3\n  auth:\n    clientsAuthSecret: nowhere\n",
+    ))?;
+    wait_cluster(&env.client, env.ns(), "noauth", READY, "Degraded", |c| {
+        condition(c, "Degraded").is_some_and(|(s, _)| s == "True")
+    })
+    .await?;
+    assert!(pod_names(&env.client, env.ns(), "noauth").await?.is_empty());
+    let svcs: Api<Service> = Api::namespaced(env.client.clone(), env.ns());
+    assert!(svcs.get_opt("noauth").await?.is_none());
+    assert!(secrets.get_opt("noauth").await?.is_none());
+
+    // The Secret comes back: the cluster recovers.
+    env.apply(&auth_secret("clients", &["alice"]))?;
+    let nc = wait_cluster(&env.client, env.ns(), "auth", READY, "not Degraded", |c| {
+        condition(c, "Degraded").is_some_and(|(s, _)| s == "False")
+    })
+    .await?;
+    assert!(
+        nats_operator_e2e::natscluster::is_ready(&nc, 3),
+        "{}",
+        summary(&nc)
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn deleting_a_cluster_cascades_to_all_children() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("e2e-ctl-delete").await? else {
+        return Ok(());
+    };
+    if !env.cluster.has_controller("garbage-collector-controller") {
+        eprintln!("SKIPPED: no garbage collector in this control plane");
+        return Ok(());
+    }
+    env.apply(&v1beta1("gone", "  size: 3\n"))?;
+    env.wait_ready("gone", 3).await?;
+    env.cluster
+        .kubectl_run(&[
+            "delete",
+            "natscluster",
+            "gone",
+            "-n",
+            env.ns(),
+            "--wait=false",
+        ])?
+        .assert_success();
+    let ns = env.ns().to_string();
+    poll(
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        "children gone",
+        || async {
+            let lp = ListParams::default().labels("app=nats,nats_cluster=gone");
+            let pods = Api::<Pod>::namespaced(env.client.clone(), &ns)
+                .list(&lp)
+                .await?
+                .items
+                .len();
+            let svcs = Api::<Service>::namespaced(env.client.clone(), &ns)
+                .list(&lp)
+                .await?
+                .items
+                .len();
+            let secrets = Api::<Secret>::namespaced(env.client.clone(), &ns)
+                .list(&lp)
+                .await?
+                .items
+                .len();
+            let pdbs = Api::<PodDisruptionBudget>::namespaced(env.client.clone(), &ns)
+                .list(&lp)
+                .await?
+                .items
+                .len();
+            Ok(if pods + svcs + secrets + pdbs == 0 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "pods {pods} services {svcs} secrets {secrets} pdbs {pdbs}"
+                ))
+            })
+        },
+    )
+    .await?;
+    assert!(env.clusters().get_opt("gone").await?.is_none());
+    Ok(())
+}
+
+#[tokio::test]
+async fn steady_state_writes_nothing() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("e2e-ctl-steady").await? else {
+        return Ok(());
+    };
+    env.apply(&v1beta1("steady", "  size: 3\n"))?;
+    env.apply(&v1alpha2(
+        "steady-alpha",
+        "  size: 2\n  servicePolicy:\n    annotations:\n      a.example.com/x: \"1\"\n",
+    ))?;
+    env.wait_ready("steady", 3).await?;
+    env.wait_ready("steady-alpha", 2).await?;
+    // Let the last status write and its watch events settle.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let since = Instant::now();
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let writes = env.operator.requests().writes_since(since);
+    let all = env.operator.requests().all();
+    eprintln!(
+        "operator requests: {} in total, {} writes in total, {} writes in the 10 s steady window",
+        all.len(),
+        all.iter().filter(|r| r.is_write()).count(),
+        writes.len()
+    );
+    assert!(
+        writes.is_empty(),
+        "the operator wrote in a steady state:\n{}",
+        writes
+            .iter()
+            .map(|w| format!("  {w}\n"))
+            .collect::<String>()
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn leader_failover_hands_over_to_the_standby() -> Result<()> {
+    let _s = scenario();
+    let lease = |ns: &str| LeaseSettings {
+        namespace: ns.to_string(),
+        name: "nats-operator".into(),
+        timing: Timing::default(),
+    };
+    let Some(env) = setup_with("e2e-ctl-leader", |ns| {
+        Some(OperatorOptions {
+            scope: Scope::Namespace(ns.to_string()),
+            identity: "replica-a".into(),
+            lease: Some(lease(ns)),
+        })
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    let a = &env.operator;
+    poll(
+        Duration::from_secs(20),
+        Duration::from_millis(100),
+        "replica-a leads",
+        || async {
+            Ok(if a.is_leader() {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            })
+        },
+    )
+    .await?;
+    let b = InProcessOperator::start(
+        env.cluster,
+        OperatorOptions {
+            scope: Scope::Namespace(env.ns().to_string()),
+            identity: "replica-b".into(),
+            lease: Some(lease(env.ns())),
+        },
+    )?;
+    env.apply(&v1beta1("ha", "  size: 3\n"))?;
+    env.wait_ready("ha", 3).await?;
+    assert!(
+        !b.is_leader(),
+        "replica-b must follow while replica-a leads"
+    );
+    let not_lease = |r: &nats_operator_e2e::controller::RecordedRequest| !r.uri.contains("/leases");
+    let b_writes: Vec<String> = b
+        .requests()
+        .all()
+        .iter()
+        .filter(|r| r.is_write() && not_lease(r))
+        .map(ToString::to_string)
+        .collect();
+    assert!(b_writes.is_empty(), "the standby reconciled: {b_writes:?}");
+    assert!(
+        a.requests()
+            .all()
+            .iter()
+            .any(|r| r.is_write() && not_lease(r)),
+        "the leader made the children"
+    );
+
+    // The leader stops (releasing the Lease): the standby takes over.
+    let stopped_in = a.stop().await?;
+    let stopped = Instant::now();
+    poll(
+        Duration::from_secs(15),
+        Duration::from_millis(100),
+        "replica-b leads",
+        || async {
+            Ok(if b.is_leader() {
+                Ok(())
+            } else {
+                Err("not yet".to_string())
+            })
+        },
+    )
+    .await?;
+    let takeover = stopped.elapsed();
+    eprintln!("replica-a stopped in {stopped_in:?}; replica-b led {takeover:?} later");
+    let leases: Api<Lease> = Api::namespaced(env.client.clone(), env.ns());
+    let holder = leases
+        .get("nats-operator")
+        .await?
+        .spec
+        .and_then(|s| s.holder_identity);
+    assert_eq!(holder.as_deref(), Some("replica-b"));
+
+    // And it reconciles: a scale after the failover converges.
+    env.patch_spec("ha", json!({"size": 4})).await?;
+    env.wait_ready("ha", 4).await?;
+    assert!(
+        b.requests()
+            .all()
+            .iter()
+            .any(|r| r.is_write() && r.uri.contains("/pods")),
+        "replica-b created the new member"
+    );
+    b.stop().await?;
+    let released = leases
+        .get("nats-operator")
+        .await?
+        .spec
+        .and_then(|s| s.holder_identity);
+    if released.is_some() {
+        bail!("replica-b did not release the Lease on shutdown: {released:?}");
+    }
+    Ok(())
+}
