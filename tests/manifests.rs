@@ -51,3 +51,60 @@ fn deployment_is_production_shaped() {
             && c["resources"]["limits"].is_object()
     );
 }
+
+#[test]
+fn every_overlay_builds_with_kustomize() {
+    // The kubectl built with the test control plane (or KUBECTL) has kustomize built in.
+    let kubectl = std::env::var("KUBECTL").ok().or_else(|| {
+        let out = std::process::Command::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/e2e/controlplane/build.sh"
+        ))
+        .output()
+        .ok()?;
+        let dir = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .last()?
+            .trim()
+            .to_string();
+        Some(format!("{dir}/kubectl"))
+    });
+    let Some(kubectl) = kubectl else {
+        panic!("no kubectl: set KUBECTL or let e2e/controlplane/build.sh build one");
+    };
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
+    for dir in [
+        root.join("base"),
+        root.join("overlays/cert-manager"),
+        root.join("overlays/cluster-scoped"),
+    ] {
+        let out = std::process::Command::new(&kubectl)
+            .arg("kustomize")
+            .arg(&dir)
+            .output()
+            .expect("kubectl");
+        assert!(
+            out.status.success(),
+            "{}: {}",
+            dir.display(),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            text.contains("kind: Deployment") && text.contains("kind: CustomResourceDefinition"),
+            "{}",
+            dir.display()
+        );
+        if dir.ends_with("cluster-scoped") {
+            assert!(
+                text.contains("--cluster-scoped") && text.contains("name: nats-operator-clusters")
+            );
+        }
+        if dir.ends_with("cert-manager") {
+            assert!(
+                text.contains("cert-manager.io/inject-ca-from: nats-io/nats-operator-webhook")
+                    && text.contains("--no-ca-injection")
+            );
+        }
+    }
+}

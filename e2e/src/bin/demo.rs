@@ -42,7 +42,7 @@ fn examples() -> std::path::PathBuf {
 }
 
 async fn external(cluster: &TestCluster) -> Result<()> {
-    let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests");
+    let manifests = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/base");
     section("installing manifests/ into the cluster in KUBECONFIG");
     let dir = manifests.display().to_string();
     if show(cluster, &["apply", "--server-side", "-k", &dir], None)? != 0 {
