@@ -107,47 +107,6 @@ fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> 
     }
 }
 
-/// Runs the controllers while this replica leads; stops them when it loses the Lease.
-async fn lead(
-    client: kube::Client,
-    scope: crate::controller::Scope,
-    identity: String,
-    metrics: Arc<crate::controller::metrics::Metrics>,
-    mut leader: watch::Receiver<bool>,
-    mut stop: watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            r = leader.wait_for(|l| *l) => if r.is_err() { return },
-            _ = stop.wait_for(|s| *s) => return,
-        }
-        tracing::info!(?scope, "starting controllers");
-        let (term_tx, term_rx) = watch::channel(false);
-        let mut leader_watch = leader.clone();
-        let mut stop_watch = stop.clone();
-        let guard = tokio::spawn(async move {
-            tokio::select! {
-                _ = leader_watch.wait_for(|l| !*l) => {},
-                _ = stop_watch.wait_for(|s| *s) => {},
-            }
-            let _ = term_tx.send(true);
-        });
-        crate::controller::run(
-            client.clone(),
-            scope.clone(),
-            identity.clone(),
-            metrics.clone(),
-            term_rx,
-        )
-        .await;
-        guard.abort();
-        tracing::info!("controllers stopped");
-        if *stop.borrow() {
-            return;
-        }
-    }
-}
-
 /// Runs the operator until SIGTERM or Ctrl-C.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let client = kube::Client::try_default()
@@ -229,13 +188,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             crate::controller::leader::Timing::default(),
         );
         tasks.spawn(elector.run(leader_tx, stop_rx.clone()));
-        tasks.spawn(lead(
+        tasks.spawn(crate::controller::leader::run_while_leader(
             client.clone(),
             args.scope(),
             args.pod_name.clone(),
             metrics.clone(),
             leader_rx,
             stop_rx.clone(),
+            Arc::default(),
         ));
     }
 

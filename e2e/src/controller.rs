@@ -300,7 +300,7 @@ async fn operate(
         is_leader.store(false, Ordering::SeqCst);
         return;
     };
-    let (leader_tx, mut leader_rx) = watch::channel(false);
+    let (leader_tx, leader_rx) = watch::channel(false);
     let elector = LeaderElector::new(
         client.clone(),
         &lease.namespace,
@@ -309,37 +309,17 @@ async fn operate(
         lease.timing,
     );
     let election = tokio::spawn(elector.run(leader_tx, stop.clone()));
-    let mut stop_wait = stop.clone();
-    loop {
-        tokio::select! {
-            r = leader_rx.wait_for(|l| *l) => if r.is_err() { break },
-            _ = stop_wait.wait_for(|s| *s) => break,
-        }
-        let (term_tx, term_rx) = watch::channel(false);
-        let mut leader_watch = leader_rx.clone();
-        let mut stop_watch = stop.clone();
-        let guard = tokio::spawn(async move {
-            tokio::select! {
-                _ = leader_watch.wait_for(|l| !*l) => {},
-                _ = stop_watch.wait_for(|s| *s) => {},
-            }
-            let _ = term_tx.send(true);
-        });
-        is_leader.store(true, Ordering::SeqCst);
-        controller::run(
-            client.clone(),
-            options.scope.clone(),
-            options.identity.clone(),
-            metrics.clone(),
-            term_rx,
-        )
-        .await;
-        is_leader.store(false, Ordering::SeqCst);
-        guard.abort();
-        if *stop.borrow() {
-            break;
-        }
-    }
+    // The same leadership loop as `nats-operator run`.
+    nats_operator::controller::leader::run_while_leader(
+        client,
+        options.scope,
+        options.identity,
+        metrics,
+        leader_rx,
+        stop,
+        is_leader,
+    )
+    .await;
     // The elector releases the Lease once it sees the stop.
     let _ = election.await;
 }

@@ -212,6 +212,53 @@ impl LeaderElector {
     }
 }
 
+/// Runs the controllers while `leader` is true and stops them when it turns false or
+/// `stop` is set; starts them again on the next term. `leading` mirrors whether the
+/// controllers run (for health reports and tests).
+pub async fn run_while_leader(
+    client: kube::Client,
+    scope: super::Scope,
+    identity: String,
+    metrics: std::sync::Arc<super::metrics::Metrics>,
+    mut leader: watch::Receiver<bool>,
+    mut stop: watch::Receiver<bool>,
+    leading: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    use std::sync::atomic::Ordering;
+    loop {
+        tokio::select! {
+            r = leader.wait_for(|l| *l) => if r.is_err() { return },
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        tracing::info!(?scope, "starting controllers");
+        let (term_tx, term_rx) = watch::channel(false);
+        let mut leader_watch = leader.clone();
+        let mut stop_watch = stop.clone();
+        let guard = tokio::spawn(async move {
+            tokio::select! {
+                _ = leader_watch.wait_for(|l| !*l) => {},
+                _ = stop_watch.wait_for(|s| *s) => {},
+            }
+            let _ = term_tx.send(true);
+        });
+        leading.store(true, Ordering::SeqCst);
+        super::run(
+            client.clone(),
+            scope.clone(),
+            identity.clone(),
+            metrics.clone(),
+            term_rx,
+        )
+        .await;
+        leading.store(false, Ordering::SeqCst);
+        guard.abort();
+        tracing::info!("controllers stopped");
+        if *stop.borrow() {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
