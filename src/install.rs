@@ -64,6 +64,20 @@ fn rules() -> Vec<RuleWithOperations> {
     }]
 }
 
+fn configuration_meta() -> ObjectMeta {
+    ObjectMeta {
+        name: Some(WEBHOOK_CONFIGURATION_NAME.into()),
+        labels: Some(
+            [(
+                "app.kubernetes.io/name".to_string(),
+                "nats-operator".to_string(),
+            )]
+            .into(),
+        ),
+        ..Default::default()
+    }
+}
+
 /// The ValidatingWebhookConfiguration. `endpoint` is the operator's Service, or a base
 /// URL such as `https://127.0.0.1:9443` in tests.
 pub fn validating_webhook_configuration(
@@ -71,17 +85,7 @@ pub fn validating_webhook_configuration(
     ca_bundle: Option<&[u8]>,
 ) -> ValidatingWebhookConfiguration {
     ValidatingWebhookConfiguration {
-        metadata: ObjectMeta {
-            name: Some(WEBHOOK_CONFIGURATION_NAME.into()),
-            labels: Some(
-                [(
-                    "app.kubernetes.io/name".to_string(),
-                    "nats-operator".to_string(),
-                )]
-                .into(),
-            ),
-            ..Default::default()
-        },
+        metadata: configuration_meta(),
         webhooks: Some(vec![ValidatingWebhook {
             name: VALIDATING_WEBHOOK_NAME.into(),
             admission_review_versions: vec!["v1".into()],
@@ -102,17 +106,7 @@ pub fn mutating_webhook_configuration(
     ca_bundle: Option<&[u8]>,
 ) -> MutatingWebhookConfiguration {
     MutatingWebhookConfiguration {
-        metadata: ObjectMeta {
-            name: Some(WEBHOOK_CONFIGURATION_NAME.into()),
-            labels: Some(
-                [(
-                    "app.kubernetes.io/name".to_string(),
-                    "nats-operator".to_string(),
-                )]
-                .into(),
-            ),
-            ..Default::default()
-        },
+        metadata: configuration_meta(),
         webhooks: Some(vec![MutatingWebhook {
             name: MUTATING_WEBHOOK_NAME.into(),
             admission_review_versions: vec!["v1".into()],

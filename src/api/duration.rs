@@ -2,44 +2,16 @@
 
 use std::time::Duration;
 
-/// Parses a Go duration string. Returns `None` for anything `time.ParseDuration`
-/// would reject, and for negative durations (none of our settings may be negative).
+/// Parses a Go duration string. Returns `None` for anything `time.Duration` parsing
+/// would reject, and for negative durations (none of our settings may be negative). The
+/// syntax is the webhook crate's parser, shared with `?timeout=`; `0` alone is allowed
+/// here, as Go allows it.
 pub fn parse(s: &str) -> Option<Duration> {
-    let s = s.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if s == "0" {
+    if s.trim() == "0" {
         return Some(Duration::ZERO);
     }
-    let mut rest = s.strip_prefix('+').unwrap_or(s);
-    let mut total = 0f64;
-    while !rest.is_empty() {
-        let num_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        let (num, tail) = rest.split_at(num_len);
-        if num.is_empty() || num == "." || num.matches('.').count() > 1 {
-            return None;
-        }
-        let value: f64 = num.parse().ok()?;
-        let unit_len = tail
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(tail.len());
-        let (unit, next) = tail.split_at(unit_len);
-        let scale = match unit {
-            "ns" => 1e-9,
-            "us" | "µs" | "μs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        total += value * scale;
-        rest = next;
-    }
-    if !total.is_finite() || total > 1e12 {
+    let total = nats_operator_webhook::go_duration_seconds(s)?;
+    if total > 1e12 {
         return None;
     }
     Some(Duration::from_secs_f64(total))

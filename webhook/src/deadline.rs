@@ -4,10 +4,10 @@ use std::any::Any;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::time::Duration;
 
-/// Parses a Go `time.Duration` string as the apiserver writes it in `?timeout=`:
-/// `10s`, `500ms`, `1m`, `1m30s`, `2.5s`, `100us`, `1h`. Returns `None` when malformed,
-/// negative or zero.
-pub fn parse_go_duration(s: &str) -> Option<Duration> {
+/// Seconds of a Go `time.Duration` string (`10s`, `500ms`, `1m30s`, `2.5s`, `100us`,
+/// `1h`), checking syntax only: `None` when malformed or negative. Callers add the bounds
+/// their setting needs.
+pub fn go_duration_seconds(s: &str) -> Option<f64> {
     let s = s.trim();
     if s.is_empty() || s.starts_with('-') {
         return None;
@@ -40,7 +40,15 @@ pub fn parse_go_duration(s: &str) -> Option<Duration> {
         };
         total += value * secs;
     }
-    if !total.is_finite() || total <= 0.0 || total > 86_400.0 {
+    total.is_finite().then_some(total)
+}
+
+/// Parses a Go `time.Duration` string as the apiserver writes it in `?timeout=`:
+/// `10s`, `500ms`, `1m`, `1m30s`, `2.5s`, `100us`, `1h`. Returns `None` when malformed,
+/// negative, zero or over a day.
+pub fn parse_go_duration(s: &str) -> Option<Duration> {
+    let total = go_duration_seconds(s)?;
+    if total <= 0.0 || total > 86_400.0 {
         return None;
     }
     Some(Duration::from_secs_f64(total))

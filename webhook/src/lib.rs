@@ -47,7 +47,7 @@ pub use admission::{
     Verdict, invalid_message, sanitize_warning,
 };
 pub use conversion::{CONVERSION_API_VERSION, CONVERSION_REVIEW_KIND, Converter};
-pub use deadline::{parse_go_duration, timeout_from_query};
+pub use deadline::{go_duration_seconds, parse_go_duration, timeout_from_query};
 pub use router::{
     DEFAULT_ADMISSION_BODY_LIMIT, DEFAULT_ADMISSION_TIMEOUT, DEFAULT_CONVERSION_BODY_LIMIT,
     DEFAULT_CONVERSION_TIMEOUT, DEFAULT_DEADLINE_FRACTION, Readiness, WebhookState,
