@@ -194,7 +194,6 @@ async fn auth_json(
 /// unique (the Go operator minted duplicates across namespaces, upstream #319).
 async fn service_role_users(
     ctx: &Context,
-    cluster: &NatsCluster,
     meta: &ClusterMeta,
 ) -> Result<Vec<ServiceRoleUser>, Error> {
     let mut users = Vec::new();
@@ -289,7 +288,6 @@ async fn service_role_users(
             permissions: role.spec.permissions.clone(),
         });
     }
-    let _ = cluster;
     Ok(users)
 }
 
@@ -357,7 +355,7 @@ pub async fn reconcile(cluster: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<R
         let mut auth = AuthInputs::default();
         let inputs: Result<(), Error> = async {
             if clients.service_accounts {
-                auth.service_roles = service_role_users(&ctx, &cluster, &meta).await?;
+                auth.service_roles = service_role_users(&ctx, &meta).await?;
             } else {
                 auth.clients = auth_json(
                     &ctx.client,
