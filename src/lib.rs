@@ -5,6 +5,7 @@ pub mod controller;
 pub mod install;
 pub mod manifest;
 pub mod manifests;
+pub mod reloader;
 pub mod render;
 pub mod run;
 pub mod webhooks;

@@ -83,6 +83,23 @@ enum Command {
         #[arg(short = 'f', long = "filename")]
         file: String,
     },
+    /// Config reloader sidecar: send SIGHUP to nats-server when its config changes.
+    ///
+    /// Runs next to the `nats` container in a member pod (same volumes, shared process
+    /// namespace). Every --interval it reads the config file and every --watch file
+    /// (includes, TLS certificates and keys) and hashes their content (SHA-256). When the
+    /// content differs from what the server last loaded and has stayed the same for
+    /// --debounce, it reads the pid from the --pid file and sends SIGHUP to that
+    /// process, which makes nats-server reload its config.
+    ///
+    /// The content at start-up is what the server runs with: it is not signalled. Only
+    /// content counts: touching a file or rewriting the same bytes does not reload.
+    /// Polling sees the atomic `..data` symlink swaps of Secret and ConfigMap volumes,
+    /// which file-path inotify watches miss. Several files changed together give one
+    /// reload. A missing watched file, a missing pid file or a stale pid is logged and
+    /// retried on every tick; nothing of that stops the reloader. Stops on SIGTERM or
+    /// Ctrl-C. Logs go to stderr (RUST_LOG sets the level, default info).
+    ConfigReloader(nats_operator::reloader::ReloaderArgs),
 }
 
 fn read_input(path: &str) -> std::io::Result<String> {
@@ -180,6 +197,25 @@ fn main() -> ExitCode {
                 }
             };
             match runtime.block_on(nats_operator::run::run(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    eprintln!("error: {e:#}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::ConfigReloader(args) => {
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(e) => {
+                    eprintln!("error: cannot start the async runtime: {e}");
+                    return ExitCode::FAILURE;
+                }
+            };
+            match runtime.block_on(nats_operator::reloader::run(args, shutdown_signal())) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

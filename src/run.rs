@@ -43,8 +43,18 @@ pub struct RunArgs {
     #[arg(long)]
     pub no_ca_injection: bool,
     /// Manage NatsClusters in every namespace instead of only `--namespace`.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "namespaces")]
     pub cluster_scoped: bool,
+    /// Manage NatsClusters in these namespaces (comma-separated) instead of only
+    /// `--namespace`: one watch per kind and namespace. The operator needs its namespaced
+    /// RBAC in each of them. Service roles may use ServiceAccounts of all of them.
+    #[arg(
+        long,
+        env = "NATS_OPERATOR_NAMESPACES",
+        value_delimiter = ',',
+        value_name = "NS,NS,..."
+    )]
+    pub namespaces: Vec<String>,
     /// The Go operator's spelling of `--cluster-scoped` (`ClusterScoped=true`), accepted so
     /// its Deployments keep working.
     #[arg(long)]
@@ -55,14 +65,15 @@ pub struct RunArgs {
     /// Name of the leader-election Lease.
     #[arg(long, default_value = "nats-operator")]
     pub lease: String,
-    /// Serve the webhooks only: run no controller (for a webhook-only Deployment).
+    /// Serve the webhooks only: run no controller and no informer cache (for a webhook-only
+    /// Deployment; validation then warns about nothing it would need the cache for).
     #[arg(long)]
     pub webhooks_only: bool,
 }
 
 impl RunArgs {
     /// The namespaces to manage.
-    pub fn scope(&self) -> crate::controller::Scope {
+    pub fn scope(&self) -> anyhow::Result<crate::controller::Scope> {
         let gate = self.feature_gates.as_deref().is_some_and(|g| {
             g.split(',').any(|kv| {
                 kv.split_once('=').is_some_and(|(k, v)| {
@@ -70,12 +81,42 @@ impl RunArgs {
                 })
             })
         });
-        if self.cluster_scoped || gate {
-            crate::controller::Scope::Cluster
-        } else {
-            crate::controller::Scope::Namespace(self.namespace.clone())
+        let mut namespaces: Vec<String> = self
+            .namespaces
+            .iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        namespaces.sort();
+        namespaces.dedup();
+        for ns in &namespaces {
+            if !is_namespace_name(ns) {
+                anyhow::bail!(
+                    "--namespaces: {ns:?} is not a namespace name (a DNS-1123 label: at most \
+                     63 lower-case letters, digits and '-', starting and ending alphanumeric)"
+                );
+            }
         }
+        Ok(match (self.cluster_scoped || gate, namespaces.len()) {
+            (true, 0) => crate::controller::Scope::Cluster,
+            (true, _) => anyhow::bail!(
+                "--namespaces cannot be combined with --cluster-scoped or ClusterScoped=true"
+            ),
+            (false, 0) => crate::controller::Scope::Namespace(self.namespace.clone()),
+            (false, 1) => crate::controller::Scope::Namespace(namespaces.remove(0)),
+            (false, _) => crate::controller::Scope::Namespaces(namespaces),
+        })
     }
+}
+
+/// A DNS-1123 label, as namespace names are.
+fn is_namespace_name(s: &str) -> bool {
+    let alnum = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit();
+    !s.is_empty()
+        && s.len() <= 63
+        && s.chars().all(|c| alnum(c) || c == '-')
+        && s.starts_with(alnum)
+        && s.ends_with(alnum)
 }
 
 async fn shutdown_signal(tx: watch::Sender<bool>) {
@@ -109,6 +150,7 @@ fn stopped(rx: &watch::Receiver<bool>) -> impl std::future::Future<Output = ()> 
 
 /// Runs the operator until SIGTERM or Ctrl-C.
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let scope = args.scope()?;
     let client = kube::Client::try_default()
         .await
         .context("no Kubernetes client configuration (in-cluster or KUBECONFIG)")?;
@@ -151,7 +193,15 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
     };
     let tls = server_config(resolver)?;
-    let state = crate::webhooks::state();
+    // The informer caches, shared by the webhooks (warnings) and the controllers. Empty
+    // until their watches have listed; neither readiness nor admission waits for them.
+    let caches = (!args.webhooks_only)
+        .then(|| crate::controller::cache::Caches::new(&client, scope.clone()));
+    let slot = crate::webhooks::CacheSlot::default();
+    if let Some((c, _)) = &caches {
+        slot.set(c.clone());
+    }
+    let state = crate::webhooks::state_with(slot);
     let readiness: Readiness = state.readiness();
     let listener = tokio::net::TcpListener::bind(args.webhook_listen)
         .await
@@ -178,7 +228,8 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 
     // 3. Controllers, on the replica that holds the Lease.
     let metrics = Arc::new(crate::controller::metrics::Metrics::default());
-    if !args.webhooks_only {
+    if let Some((caches, driver)) = caches {
+        tasks.spawn(driver.run(stopped(&stop_rx)));
         let (leader_tx, leader_rx) = watch::channel(false);
         let elector = crate::controller::leader::LeaderElector::new(
             client.clone(),
@@ -188,9 +239,10 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
             crate::controller::leader::Timing::default(),
         );
         tasks.spawn(elector.run(leader_tx, stop_rx.clone()));
-        tasks.spawn(crate::controller::leader::run_while_leader(
+        tracing::info!(?scope, "watching");
+        tasks.spawn(crate::controller::leader::lead(
             client.clone(),
-            args.scope(),
+            caches,
             args.pod_name.clone(),
             metrics.clone(),
             leader_rx,
@@ -250,5 +302,59 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e).context("webhook server failed"),
         Err(e) => Err(anyhow::anyhow!("webhook server task failed: {e}")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+    use crate::controller::Scope;
+
+    #[derive(Parser, Debug)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn scope(args: &[&str]) -> anyhow::Result<Scope> {
+        let mut argv = vec!["nats-operator", "--namespace", "ops"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv)?.run.scope()
+    }
+
+    #[test]
+    fn scopes_from_flags() {
+        assert_eq!(scope(&[]).ok(), Some(Scope::Namespace("ops".into())));
+        assert_eq!(scope(&["--cluster-scoped"]).ok(), Some(Scope::Cluster));
+        assert_eq!(
+            scope(&["--feature-gates=ClusterScoped=true"]).ok(),
+            Some(Scope::Cluster)
+        );
+        assert_eq!(
+            scope(&["--feature-gates", "ClusterScoped=false"]).ok(),
+            Some(Scope::Namespace("ops".into()))
+        );
+        assert_eq!(
+            scope(&["--namespaces", "b,a, c,a"]).ok(),
+            Some(Scope::Namespaces(vec!["a".into(), "b".into(), "c".into()]))
+        );
+        assert_eq!(
+            scope(&["--namespaces", "a", "--namespaces", "b"]).ok(),
+            Some(Scope::Namespaces(vec!["a".into(), "b".into()]))
+        );
+        assert_eq!(
+            scope(&["--namespaces", "apps"]).ok(),
+            Some(Scope::Namespace("apps".into()))
+        );
+    }
+
+    #[test]
+    fn conflicting_or_invalid_scopes_are_refused() {
+        assert!(scope(&["--cluster-scoped", "--namespaces", "a,b"]).is_err());
+        assert!(scope(&["--feature-gates=ClusterScoped=true", "--namespaces", "a"]).is_err());
+        assert!(scope(&["--namespaces", "a,Not_A_Namespace"]).is_err());
+        assert!(scope(&["--namespaces", "-a"]).is_err());
     }
 }

@@ -399,3 +399,30 @@ fn other_kinds_are_refused_by_name() {
         "{errs:?}"
     );
 }
+
+/// nats-server refuses a lame duck shorter than 30 s (found by running the config): denied
+/// in both versions, with each version's field path; 30 s passes.
+#[test]
+fn lame_duck_below_the_server_minimum_is_denied() {
+    let msg = "spec.config.lameDuckDuration: Invalid value: \"3s\": must be at least 30s (nats-server refuses shorter lame duck durations)";
+    assert_error(
+        &cluster(
+            "nats.io/v1beta1",
+            json!({"size": 1, "config": {"lameDuckDuration": "3s"}}),
+        ),
+        msg,
+    );
+    let errs = errors(&cluster(
+        "nats.io/v1alpha2",
+        json!({"size": 1, "lameDuckDurationSeconds": 3}),
+    ));
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.lameDuckDurationSeconds:") && e.contains("at least 30s")),
+        "{errs:?}"
+    );
+    warnings(&cluster(
+        "nats.io/v1beta1",
+        json!({"size": 1, "config": {"lameDuckDuration": "30s"}}),
+    ));
+}

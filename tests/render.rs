@@ -1000,3 +1000,51 @@ fn member_pvc_only_with_file_storage_and_retained_by_default() {
         .expect("data");
     assert!(data.empty_dir.is_some());
 }
+
+/// Gateways plus leafnodes need a system account or nats-server exits at start (the
+/// upstream leafnode-remotes-gateways example did): one is configured, unless the user's
+/// merged config brings its own accounts.
+#[test]
+fn gateways_with_leafnodes_get_a_system_account() {
+    let spec = example("leafnode-remotes-gateways.yaml");
+    let text = conf(&spec, &AuthInputs::default());
+    assert!(text.contains("system_account: \"SYS\""), "{text}");
+    assert!(text.contains("accounts: {\n  \"SYS\": {}\n}"), "{text}");
+    let mut own = spec.clone();
+    own.config.get_or_insert_with(Default::default).merge =
+        Some(serde_json::json!({"accounts": {"A": {}}, "system_account": "A"}));
+    let text = conf(&own, &AuthInputs::default());
+    assert!(!text.contains("SYS"), "{text}");
+    let plain = conf(&base(), &AuthInputs::default());
+    assert!(!plain.contains("system_account"), "{plain}");
+}
+
+/// Manifests that still name the Go operator's reloader image get our own reloader image
+/// (the command is `/nats-operator config-reloader`, which only that image has).
+#[test]
+fn the_legacy_reloader_image_is_replaced() {
+    let spec = example("example-nats-cluster-auth.yaml");
+    let p = pod(&spec, 1);
+    let reloader = p
+        .spec
+        .expect("spec")
+        .containers
+        .into_iter()
+        .find(|c| c.name == "reloader")
+        .expect("reloader");
+    assert_eq!(
+        reloader.image.as_deref(),
+        Some(
+            format!(
+                "{}:{}",
+                nats_operator::api::defaults::OPERATOR_IMAGE,
+                nats_operator::api::defaults::OPERATOR_IMAGE_TAG
+            )
+            .as_str()
+        )
+    );
+    assert_eq!(
+        reloader.command.expect("command")[..2],
+        ["/nats-operator".to_string(), "config-reloader".into()]
+    );
+}

@@ -270,6 +270,35 @@ impl CertificateAuthority {
         now: SystemTime,
         lifetime: Duration,
     ) -> Result<ServingCert> {
+        self.issue_at(
+            sans,
+            now,
+            lifetime,
+            vec![ExtendedKeyUsagePurpose::ServerAuth],
+        )
+    }
+
+    /// Issues a certificate for both ends of mutual TLS (server and client auth), as NATS
+    /// routes, gateways and leafnodes use one certificate to accept and to dial.
+    pub fn issue_peer(&self, sans: &[String], lifetime: Duration) -> Result<ServingCert> {
+        self.issue_at(
+            sans,
+            SystemTime::now(),
+            lifetime,
+            vec![
+                ExtendedKeyUsagePurpose::ServerAuth,
+                ExtendedKeyUsagePurpose::ClientAuth,
+            ],
+        )
+    }
+
+    fn issue_at(
+        &self,
+        sans: &[String],
+        now: SystemTime,
+        lifetime: Duration,
+        usages: Vec<ExtendedKeyUsagePurpose>,
+    ) -> Result<ServingCert> {
         if sans.is_empty() {
             return Err(Error::Config(
                 "a serving certificate needs at least one SAN".into(),
@@ -287,7 +316,7 @@ impl CertificateAuthority {
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;
         params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        params.extended_key_usages = usages;
         params.use_authority_key_identifier_extension = true;
         let (not_before, mut not_after) = window(now, lifetime)?;
         let ca_not_after = to_offset(self.info.validity.not_after)?;

@@ -43,9 +43,11 @@ pub mod fixtures;
 mod kubectl;
 pub mod kubelet;
 pub mod metrics;
+pub mod monitor;
 mod namespace;
 pub mod natscluster;
 pub mod operator;
+pub mod podrun;
 pub mod scenario;
 mod webhook;
 

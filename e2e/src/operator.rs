@@ -95,6 +95,8 @@ impl NatsOperator {
         };
         let started = Instant::now();
         op.install_crds().await?;
+        // As on a replica of `nats-operator run`, validation warns from the informer caches.
+        webhook.watch_cluster(cluster.config().clone())?;
         op.apply_webhook_configurations().await?;
         op.wait_until_webhooks_serve().await?;
         eprintln!(

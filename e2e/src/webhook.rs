@@ -12,6 +12,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, anyhow, bail};
+use nats_operator::controller::Scope;
+use nats_operator::controller::cache::Caches;
+use nats_operator::webhooks::CacheSlot;
 use nats_operator_certs::{CertResolver, CertificateAuthority, server_config};
 use nats_operator_webhook::{ServerOptions, ServerStats, router, serve_with};
 
@@ -26,6 +29,7 @@ pub struct WebhookServer {
     ca_pem: String,
     tls: Arc<rustls::ServerConfig>,
     stats: ServerStats,
+    caches: CacheSlot,
     running: Mutex<Option<Running>>,
 }
 
@@ -72,6 +76,7 @@ impl WebhookServer {
             ca_pem: ca.cert_pem().to_string(),
             tls,
             stats: ServerStats::new(),
+            caches: CacheSlot::default(),
             running: Mutex::new(None),
         };
         server.spawn(listener)?;
@@ -92,6 +97,57 @@ impl WebhookServer {
     /// The PEM of the CA that signed the serving certificate (the `caBundle`).
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
+    }
+
+    /// Gives the validating webhook the operator's informer caches of every namespace of
+    /// the cluster behind `config`, as on a replica of `nats-operator run --cluster-scoped`
+    /// (warnings about missing Secrets, keys and extra-route clusters). The watches run on
+    /// a thread of their own for the rest of the process; a second call does nothing.
+    pub fn watch_cluster(&self, config: kube::Config) -> Result<()> {
+        if self.caches.get().is_some() {
+            return Ok(());
+        }
+        let (tx, rx) = std::sync::mpsc::channel::<std::result::Result<Caches, String>>();
+        std::thread::Builder::new()
+            .name("webhook-caches".into())
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_multi_thread()
+                    .worker_threads(1)
+                    .thread_name("webhook-caches-worker")
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = tx.send(Err(format!("building runtime: {e}")));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let client = match kube::Client::try_from(config) {
+                        Ok(c) => c,
+                        Err(e) => {
+                            let _ = tx.send(Err(format!("client: {e}")));
+                            return;
+                        }
+                    };
+                    let (caches, driver) = Caches::new(&client, Scope::Cluster);
+                    let _ = tx.send(Ok(caches));
+                    driver.run(std::future::pending()).await;
+                });
+            })
+            .context("spawning the cache thread")?;
+        let caches = rx
+            .recv_timeout(Duration::from_secs(10))
+            .map_err(|e| anyhow!("the webhook caches did not start: {e}"))?
+            .map_err(|e| anyhow!("the webhook caches did not start: {e}"))?;
+        self.caches.set(caches);
+        Ok(())
+    }
+
+    /// Whether the webhook's caches (see [`Self::watch_cluster`]) have listed everything.
+    pub fn caches_synced(&self) -> bool {
+        self.caches.get().is_some_and(Caches::is_synced)
     }
 
     /// Connection counters of the server (cumulative over restarts).
@@ -162,6 +218,7 @@ impl WebhookServer {
         let (shutdown, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::result::Result<(), String>>();
         let tls = self.tls.clone();
+        let caches = self.caches.clone();
         let opts = ServerOptions::default()
             .drain_timeout(DRAIN_TIMEOUT)
             .stats(self.stats.clone());
@@ -190,7 +247,7 @@ impl WebhookServer {
                     serve_with(
                         listener,
                         Some(tls),
-                        router(nats_operator::webhooks::state()),
+                        router(nats_operator::webhooks::state_with(caches)),
                         shutdown,
                         opts,
                     )

@@ -1197,3 +1197,244 @@ async fn leader_failover_hands_over_to_the_standby() -> Result<()> {
     }
     Ok(())
 }
+
+/// Decodes the claims of a JWT (unverified: only to read what the apiserver bound it to).
+fn jwt_claims(token: &str) -> Result<serde_json::Value> {
+    let payload = token.split('.').nth(1).context("not a JWT")?;
+    let mut bits: u32 = 0;
+    let mut n = 0;
+    let mut out = Vec::new();
+    for c in payload.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' | b'+' => 62,
+            b'_' | b'/' => 63,
+            b'=' => continue,
+            _ => bail!("not base64url: {c}"),
+        };
+        bits = (bits << 6) | u32::from(v);
+        n += 6;
+        if n >= 8 {
+            n -= 8;
+            out.push(((bits >> n) & 0xff) as u8);
+        }
+    }
+    Ok(serde_json::from_slice(&out)?)
+}
+
+fn data(secret: &Secret, key: &str) -> String {
+    secret
+        .data
+        .as_ref()
+        .and_then(|d| d.get(key))
+        .map(|v| String::from_utf8_lossy(&v.0).into_owned())
+        .unwrap_or_default()
+}
+
+/// Upstream `example-svc-accounts-diff-namespaces.yaml`, done right (upstream #319, #248,
+/// #263): an operator managing two namespaces; the NatsCluster and its NatsServiceRoles in
+/// one, ServiceAccounts of the roles' names in both. Every account gets a token bound to a
+/// Secret in its own namespace (no cross-namespace owner), under a username unique across
+/// namespaces that `nats.conf` uses; the operator removes tokens nobody needs any more.
+#[tokio::test]
+async fn service_roles_bind_tokens_in_the_accounts_namespaces_with_unique_usernames() -> Result<()>
+{
+    let _s = scenario();
+    let Some(op) = NatsOperator::shared().await? else {
+        return Ok(());
+    };
+    if op.cluster().is_external() {
+        eprintln!("SKIPPED: the controller scenarios run a test kubelet (E2E_KUBECONFIG is set)");
+        return Ok(());
+    }
+    let apps = TestNamespace::create(op.cluster(), "e2e-ctl-sa-apps").await?;
+    let apps_ns = apps.name().to_string();
+    let scope_apps = apps_ns.clone();
+    let Some(env) = setup_with("e2e-ctl-sa", move |ns| {
+        Some(OperatorOptions {
+            scope: Scope::Namespaces(vec![ns.to_string(), scope_apps]),
+            identity: format!("e2e-operator-{ns}"),
+            lease: None,
+        })
+    })
+    .await?
+    else {
+        return Ok(());
+    };
+    let ns = env.ns().to_string();
+    let accounts = |n: &str| -> Api<k8s_openapi::api::core::v1::ServiceAccount> {
+        Api::namespaced(env.client.clone(), n)
+    };
+    let secrets = |n: &str| -> Api<Secret> { Api::namespaced(env.client.clone(), n) };
+    for (n, name) in [
+        (&ns, "nats-user"),
+        (&apps_ns, "nats-user"),
+        (&apps_ns, "nats-admin"),
+    ] {
+        env.cluster
+            .kubectl_run(&["create", "serviceaccount", name, "-n", n])?
+            .assert_success();
+    }
+    let role = |name: &str, publish: &str| {
+        format!(
+            "apiVersion: nats.io/v1alpha2\nkind: NatsServiceRole\nmetadata:\n  name: {name}\n  \
+             labels:\n    nats_cluster: svc\nspec:\n  permissions:\n    publish: [\"{publish}\"]\n    \
+             subscribe: [\">\"]\n"
+        )
+    };
+    env.apply(&role("nats-user", "foo.*"))?;
+    env.apply(&role("nats-admin", ">"))?;
+    env.apply(&v1alpha2(
+        "svc",
+        "  size: 1\n  auth:\n    enableServiceAccounts: true\n",
+    ))?;
+    env.wait_ready("svc", 1).await?;
+
+    let token_name = |role: &str| format!("{role}-svc-bound-token");
+    let want = [
+        (ns.clone(), "nats-user", "nats-user".to_string()),
+        (
+            apps_ns.clone(),
+            "nats-user",
+            format!("system:serviceaccount:{apps_ns}:nats-user"),
+        ),
+        (
+            apps_ns.clone(),
+            "nats-admin",
+            format!("system:serviceaccount:{apps_ns}:nats-admin"),
+        ),
+    ];
+    // Every user is in nats.conf with the token of its Secret.
+    let conf = poll(
+        READY,
+        Duration::from_millis(200),
+        "three service-role users in nats.conf",
+        || async {
+            let conf = nats_conf(&env, "svc").await?;
+            for (_, _, user) in &want {
+                if !conf.contains(&format!("\"{user}\"")) {
+                    return Ok(Err(format!("no user {user}:\n{conf}")));
+                }
+            }
+            Ok(Ok(conf))
+        },
+    )
+    .await?;
+    let mut tokens = Vec::new();
+    for (n, role, user) in &want {
+        let secret = secrets(n)
+            .get(&token_name(role))
+            .await
+            .with_context(|| format!("bound-token Secret {n}/{}", token_name(role)))?;
+        let token = data(&secret, "token");
+        assert!(!token.is_empty(), "no token in {n}/{}", secret.name_any());
+        assert_eq!(&data(&secret, "username"), user, "username key of {n}");
+        assert!(
+            conf.contains(&format!("user: \"{user}\"")) && conf.contains(&format!("\"{token}\"")),
+            "user {user} with its token missing from nats.conf:\n{conf}"
+        );
+        // Owners only in the Secret's own namespace: the role here, the account elsewhere.
+        let owners = secret.owner_references();
+        if n == &ns {
+            assert!(
+                owners
+                    .iter()
+                    .any(|o| o.kind == "NatsServiceRole" && o.name == *role),
+                "{owners:?}"
+            );
+        } else {
+            let sa = accounts(n).get(role).await?;
+            assert_eq!(owners.len(), 1, "{owners:?}");
+            assert_eq!(
+                (owners[0].kind.as_str(), owners[0].uid.clone()),
+                ("ServiceAccount", sa.uid().unwrap_or_default()),
+                "{owners:?}"
+            );
+            assert_eq!(
+                secret.labels().get("nats.io/cluster-namespace"),
+                Some(&ns),
+                "{:?}",
+                secret.labels()
+            );
+        }
+        // The token is the account's, for the cluster's Service, bound to this Secret.
+        let claims = jwt_claims(&token)?;
+        assert_eq!(
+            claims["sub"],
+            format!("system:serviceaccount:{n}:{role}"),
+            "{claims:#}"
+        );
+        assert_eq!(
+            claims["aud"],
+            json!([format!("nats://svc.{ns}.svc")]),
+            "{claims:#}"
+        );
+        let bound = &claims["kubernetes.io"]["secret"];
+        assert_eq!(bound["name"], token_name(role), "{claims:#}");
+        assert_eq!(bound["uid"], secret.uid().unwrap_or_default(), "{claims:#}");
+        tokens.push(token);
+    }
+    tokens.sort();
+    tokens.dedup();
+    assert_eq!(tokens.len(), 3, "one token per account");
+
+    // An account goes: its Secret goes with it (owned by the account), and so does the user.
+    if env.cluster.has_controller("garbage-collector-controller") {
+        accounts(&apps_ns)
+            .delete("nats-admin", &Default::default())
+            .await?;
+        let admin = format!("\"system:serviceaccount:{apps_ns}:nats-admin\"");
+        poll(
+            Duration::from_secs(60),
+            Duration::from_millis(200),
+            "nats-admin's user and Secret removed",
+            || async {
+                let conf = nats_conf(&env, "svc").await?;
+                let secret = secrets(&apps_ns).get_opt(&token_name("nats-admin")).await?;
+                Ok(if conf.contains(&admin) || secret.is_some() {
+                    Err(format!("Secret present: {}\n{conf}", secret.is_some()))
+                } else {
+                    Ok(())
+                })
+            },
+        )
+        .await?;
+    }
+
+    // The cluster goes: the operator deletes its bound-token Secrets, also the one in
+    // the other namespace, which no owner reference could collect.
+    env.cluster
+        .kubectl_run(&["delete", "natscluster", "svc", "-n", &ns, "--wait=false"])?
+        .assert_success();
+    poll(
+        Duration::from_secs(60),
+        Duration::from_millis(200),
+        "bound-token Secrets of the deleted cluster removed",
+        || async {
+            let mut left = Vec::new();
+            for n in [&ns, &apps_ns] {
+                if secrets(n)
+                    .get_opt(&token_name("nats-user"))
+                    .await?
+                    .is_some()
+                {
+                    left.push(format!("{n}/{}", token_name("nats-user")));
+                }
+            }
+            Ok(if left.is_empty() {
+                Ok(())
+            } else {
+                Err(format!("{left:?}"))
+            })
+        },
+    )
+    .await?;
+    // The roles stay: they are the user's.
+    let roles = env
+        .cluster
+        .kubectl_run(&["get", "natsserviceroles", "-n", &ns, "-o", "name"])?;
+    roles.assert_success().assert_stdout_contains("nats-user");
+    Ok(())
+}

@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use nats_operator::api::admission::default_object;
 use nats_operator::api::convert::{BETA_RESIDUAL_ANNOTATION, convert_object};
+use nats_operator::api::references::{Problem, ReferenceWarning};
 use nats_operator_e2e::fixtures::{
     applicable_documents, example_files, examples_dir, kind_and_name,
 };
@@ -192,6 +193,164 @@ async fn minimal_v1alpha2_natscluster_gets_defaults_written() -> Result<()> {
     assert_eq!(beta["spec"]["image"], "nats", "{beta:#}");
     // Reading v1beta1 does not warn.
     assert!(!run.stderr.contains("deprecated"), "{run}");
+    Ok(())
+}
+
+/// Reference warnings (not the deprecation notice) kubectl printed.
+fn reference_warnings(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("Warning: "))
+        .filter(|w| !w.contains("deprecated"))
+        .map(str::to_string)
+        .collect()
+}
+
+/// `kubectl create --dry-run=server` of `manifest` until its reference warnings are
+/// `want` (the webhook's caches see new objects a moment after they are written).
+async fn wait_for_warnings(
+    cluster: &TestCluster,
+    ns: &str,
+    manifest: &str,
+    want: &[String],
+) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let run = cluster.kubectl_run_stdin(
+            &["create", "--dry-run=server", "-n", ns, "-f", "-"],
+            Some(manifest),
+        )?;
+        run.assert_success();
+        let got = reference_warnings(&run.stderr);
+        if got == want {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            anyhow::bail!("reference warnings {got:#?}, want {want:#?}:\n{run}");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn broken_references_are_warnings_from_the_informer_cache_in_both_versions() -> Result<()> {
+    let _s = scenario();
+    let Some(op) = NatsOperator::shared().await? else {
+        return Ok(());
+    };
+    let Some(webhook) = op.webhook() else {
+        eprintln!("SKIPPED: the webhook's caches are only known in process (external cluster)");
+        return Ok(());
+    };
+    let cluster = op.cluster();
+    let ns = TestNamespace::create(cluster, "e2e-refs").await?;
+    let n = ns.name();
+    // A TLS Secret without the key file, and a NatsCluster an extra route may name.
+    cluster
+        .kubectl_run(&[
+            "create",
+            "secret",
+            "generic",
+            "srv-tls",
+            "-n",
+            n,
+            "--from-literal=ca.pem=ca",
+            "--from-literal=server.pem=cert",
+        ])?
+        .assert_success();
+    cluster
+        .kubectl_run_stdin(
+            &["apply", "-n", n, "-f", "-"],
+            Some(&v1alpha2("peer", "  size: 1\n")),
+        )?
+        .assert_success();
+    let alpha = v1alpha2(
+        "refs",
+        "  size: 1\n  tls:\n    serverSecret: srv-tls\n    routesSecret: routes-tls\n  \
+         extraRoutes:\n  - cluster: peer\n  - cluster: ghost\n",
+    );
+    let beta = "apiVersion: nats.io/v1beta1\nkind: NatsCluster\nmetadata:\n  name: refs\nspec:\n  \
+         size: 1\n  tls:\n    client:\n      secret: srv-tls\n    routes:\n      \
+         secret: routes-tls\n  extraRoutes:\n  - cluster: peer\n  - cluster: ghost\n";
+    // The texts as the operator words them (the namespace is left out when a warning
+    // would be too long with it), with the field names of each version.
+    let broken = [
+        ReferenceWarning {
+            path: "spec.tls.client.keyFile".into(),
+            problem: Problem::MissingKey {
+                secret: "srv-tls".into(),
+                key: "server-key.pem".into(),
+            },
+        },
+        ReferenceWarning {
+            path: "spec.tls.routes.secret".into(),
+            problem: Problem::MissingSecret {
+                secret: "routes-tls".into(),
+                effect: "pods will not start until it exists",
+            },
+        },
+        ReferenceWarning {
+            path: "spec.extraRoutes[1].cluster".into(),
+            problem: Problem::MissingCluster {
+                cluster: "ghost".into(),
+            },
+        },
+    ];
+    let warnings =
+        |alpha: bool| -> Vec<String> { broken.iter().map(|w| w.message(n, alpha)).collect() };
+    assert!(
+        warnings(true)[0].starts_with(
+            "spec.tls.serverSecretKeyFileName: Secret \"srv-tls\" has no key \"server-key.pem\""
+        ),
+        "{:?}",
+        warnings(true)
+    );
+    let started = Instant::now();
+    wait_for_warnings(cluster, n, &alpha, &warnings(true)).await?;
+    eprintln!(
+        "reference warnings after {:?} (caches synced: {})",
+        started.elapsed(),
+        webhook.caches_synced()
+    );
+    wait_for_warnings(cluster, n, beta, &warnings(false)).await?;
+
+    // Warnings never deny: the object is stored (and the warnings printed) as well.
+    let run = cluster.kubectl_run_stdin(&["apply", "-n", n, "-f", "-"], Some(beta))?;
+    run.assert_success()
+        .assert_stdout_contains("natscluster.nats.io/refs created")
+        .assert_stderr_contains("Warning: spec.extraRoutes[1].cluster: NatsCluster \"ghost\"");
+
+    // Once everything exists, there is nothing to say.
+    cluster
+        .kubectl_run(&[
+            "create",
+            "secret",
+            "generic",
+            "routes-tls",
+            "-n",
+            n,
+            "--from-literal=ca.pem=ca",
+            "--from-literal=route.pem=c",
+            "--from-literal=route-key.pem=k",
+        ])?
+        .assert_success();
+    cluster
+        .kubectl_run_stdin(
+            &["apply", "-n", n, "-f", "-"],
+            Some(&v1alpha2("ghost", "  size: 1\n")),
+        )?
+        .assert_success();
+    cluster
+        .kubectl_run_stdin(
+            &["apply", "-n", n, "-f", "-"],
+            Some(
+                "apiVersion: v1\nkind: Secret\nmetadata:\n  name: srv-tls\nstringData:\n  \
+                 ca.pem: ca\n  server.pem: cert\n  server-key.pem: key\n",
+            ),
+        )?
+        .assert_success();
+    let alpha_renamed = alpha.replace("name: refs", "name: refs-2");
+    wait_for_warnings(cluster, n, &alpha_renamed, &[]).await?;
     Ok(())
 }
 

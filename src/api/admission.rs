@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use super::field::{FieldError, Validation};
+use super::references::{self, References};
 use super::{V1ALPHA2, V1BETA1, defaults, v1alpha2 as a, v1beta1 as b, validate};
 
 /// Decodes `value` (or its `spec`) into `T`, turning serde's error into a field error
@@ -72,6 +73,50 @@ fn unsupported(kind: &str, api_version: &str) -> Vec<FieldError> {
 
 /// Validates a new object against the stored one (`old`, on UPDATE).
 pub fn validate_object(new: &Value, old: Option<&Value>) -> Validation {
+    validate_object_with(new, old, None)
+}
+
+/// [`validate_object`], plus warnings about broken references of a NatsCluster whose
+/// spec changed (see [`references`]) when `refs` can look up `namespace`'s objects.
+/// References never deny: the objects may be created later.
+pub fn validate_object_with(
+    new: &Value,
+    old: Option<&Value>,
+    refs: Option<(&str, &dyn References)>,
+) -> Validation {
+    let mut warnings = validate_spec(new, old)?;
+    let Some((namespace, refs)) = refs else {
+        return Ok(warnings);
+    };
+    let spec = new.get("spec").unwrap_or(&Value::Null);
+    if new
+        .pointer("/metadata/deletionTimestamp")
+        .is_some_and(|t| !t.is_null())
+        || old.is_some_and(|o| o.get("spec").unwrap_or(&Value::Null) == spec)
+    {
+        return Ok(warnings);
+    }
+    let (beta, alpha) = match kind_and_version(new) {
+        ("NatsCluster", V1BETA1) => (decode::<b::NatsClusterSpec>(spec, "spec").ok(), false),
+        ("NatsCluster", V1ALPHA2) => (
+            decode::<a::ClusterSpec>(spec, "spec")
+                .ok()
+                .map(super::convert::spec_up_owned),
+            true,
+        ),
+        _ => (None, false),
+    };
+    if let Some(beta) = beta {
+        warnings.extend(
+            references::reference_warnings(namespace, name(new), &beta, refs)
+                .iter()
+                .map(|w| w.message(namespace, alpha)),
+        );
+    }
+    Ok(warnings)
+}
+
+fn validate_spec(new: &Value, old: Option<&Value>) -> Validation {
     // An object on its way out is never blocked (finalizer removal must go through).
     if new
         .pointer("/metadata/deletionTimestamp")
@@ -182,5 +227,78 @@ fn is_zero(v: &Value) -> bool {
         Value::String(s) => s.is_empty(),
         Value::Array(a) => a.is_empty(),
         Value::Object(o) => o.is_empty(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::json;
+
+    use super::*;
+
+    /// A namespace with no Secrets and no NatsClusters.
+    struct Empty;
+
+    impl References for Empty {
+        fn secret_keys(&self, _: &str, _: &str) -> Option<BTreeSet<String>> {
+            None
+        }
+        fn cluster_exists(&self, _: &str, _: &str) -> bool {
+            false
+        }
+    }
+
+    fn cluster(version: &str, spec: Value) -> Value {
+        json!({"apiVersion": version, "kind": "NatsCluster", "metadata": {"name": "n"}, "spec": spec})
+    }
+
+    #[test]
+    fn reference_warnings_in_both_versions() {
+        let beta = cluster(
+            V1BETA1,
+            json!({"size": 1, "tls": {"client": {"secret": "x"}}}),
+        );
+        let alpha = cluster(V1ALPHA2, json!({"size": 1, "tls": {"serverSecret": "x"}}));
+        let refs: Option<(&str, &dyn References)> = Some(("ns", &Empty));
+        let w = validate_object_with(&beta, None, refs).unwrap_or_default();
+        assert!(
+            w.iter()
+                .any(|w| w.starts_with("spec.tls.client.secret: Secret \"x\" not found")),
+            "{w:?}"
+        );
+        let w = validate_object_with(&alpha, None, refs).unwrap_or_default();
+        assert!(
+            w.iter()
+                .any(|w| w.starts_with("spec.tls.serverSecret: Secret \"x\" not found")),
+            "{w:?}"
+        );
+        // Without a cache (or an unsynced one) there is nothing to say.
+        let w = validate_object_with(&alpha, None, None).unwrap_or_default();
+        assert!(!w.iter().any(|w| w.contains("not found")), "{w:?}");
+    }
+
+    #[test]
+    fn unchanged_specs_denials_and_other_kinds_get_no_reference_warnings() {
+        let refs: Option<(&str, &dyn References)> = Some(("ns", &Empty));
+        let obj = cluster(
+            V1BETA1,
+            json!({"size": 1, "extraRoutes": [{"cluster": "b"}]}),
+        );
+        let mut relabelled = obj.clone();
+        relabelled["metadata"]["labels"] = json!({"a": "b"});
+        assert_eq!(
+            validate_object_with(&relabelled, Some(&obj), refs),
+            Ok(Vec::new())
+        );
+        let invalid = cluster(
+            V1BETA1,
+            json!({"size": -1, "extraRoutes": [{"cluster": "b"}]}),
+        );
+        assert!(validate_object_with(&invalid, None, refs).is_err());
+        let role = json!({"apiVersion": V1BETA1, "kind": "NatsServiceRole",
+            "metadata": {"name": "r", "labels": {"nats_cluster": "b"}}, "spec": {}});
+        assert_eq!(validate_object_with(&role, None, refs), Ok(Vec::new()));
     }
 }

@@ -21,5 +21,6 @@ pub mod defaults;
 pub mod duration;
 pub mod field;
 pub mod names;
+pub mod references;
 pub mod validate;
 pub mod version;

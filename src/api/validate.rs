@@ -294,6 +294,9 @@ fn check_pull_policy(r: &mut Report, path: &str, policy: &str) {
     }
 }
 
+/// The shortest `lame_duck_duration` nats-server accepts.
+const MIN_LAME_DUCK: std::time::Duration = std::time::Duration::from_secs(30);
+
 fn check_duration(r: &mut Report, path: &str, value: &str, positive: bool) {
     if value.is_empty() {
         return;
@@ -321,6 +324,14 @@ fn check_config(r: &mut Report, c: &b::ServerConfig, s: &b::NatsClusterSpec) {
         &c.lame_duck_duration,
         true,
     );
+    // nats-server refuses to start below this (found by running the rendered config).
+    if duration::parse(&c.lame_duck_duration).is_some_and(|d| !d.is_zero() && d < MIN_LAME_DUCK) {
+        r.err(FieldError::invalid(
+            "spec.config.lameDuckDuration",
+            c.lame_duck_duration.clone(),
+            "must be at least 30s (nats-server refuses shorter lame duck durations)",
+        ));
+    }
     for (v, path) in [
         (c.max_connections, "spec.config.maxConnections"),
         (c.max_payload, "spec.config.maxPayload"),

@@ -212,12 +212,33 @@ impl LeaderElector {
     }
 }
 
-/// Runs the controllers while `leader` is true and stops them when it turns false or
-/// `stop` is set; starts them again on the next term. `leading` mirrors whether the
-/// controllers run (for health reports and tests).
+/// Runs the caches of `scope` for as long as this process runs (followers keep theirs
+/// warm, so a new leader starts at once), and the controllers while `leader` is true
+/// (see [`lead`]).
 pub async fn run_while_leader(
     client: kube::Client,
     scope: super::Scope,
+    identity: String,
+    metrics: std::sync::Arc<super::metrics::Metrics>,
+    leader: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
+    leading: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let (caches, driver) = super::cache::Caches::new(&client, scope);
+    let mut watch_stop = stop.clone();
+    let watches = tokio::spawn(driver.run(async move {
+        let _ = watch_stop.wait_for(|s| *s).await;
+    }));
+    lead(client, caches, identity, metrics, leader, stop, leading).await;
+    let _ = watches.await;
+}
+
+/// Runs the controllers on `caches` (driven elsewhere) while `leader` is true and stops
+/// them when it turns false or `stop` is set; starts them again on the next term.
+/// `leading` mirrors whether the controllers run (for health reports and tests).
+pub async fn lead(
+    client: kube::Client,
+    caches: super::cache::Caches,
     identity: String,
     metrics: std::sync::Arc<super::metrics::Metrics>,
     mut leader: watch::Receiver<bool>,
@@ -230,7 +251,7 @@ pub async fn run_while_leader(
             r = leader.wait_for(|l| *l) => if r.is_err() { return },
             _ = stop.wait_for(|s| *s) => return,
         }
-        tracing::info!(?scope, "starting controllers");
+        tracing::info!(scope = ?caches.scope(), "starting controllers");
         let (term_tx, term_rx) = watch::channel(false);
         let mut leader_watch = leader.clone();
         let mut stop_watch = stop.clone();
@@ -242,9 +263,9 @@ pub async fn run_while_leader(
             let _ = term_tx.send(true);
         });
         leading.store(true, Ordering::SeqCst);
-        super::run(
+        super::run_with(
             client.clone(),
-            scope.clone(),
+            caches.clone(),
             identity.clone(),
             metrics.clone(),
             term_rx,

@@ -1,100 +1,77 @@
 //! The reconcile loop: turns NatsClusters into member pods, services and config.
 //!
-//! One reflector per kind (NatsCluster, Pod, Service, Secret, PodDisruptionBudget,
-//! NatsServiceRole) feeds the controller; children are watched with the `app=nats`
-//! label selector and without managedFields, so the cache stays lean.
+//! One watch per kind (and per namespace with `--namespaces`) fills the shared
+//! [`cache::Caches`]: the same stores feed the controller and the webhooks. Children are
+//! watched with the `app=nats` label selector and without managedFields, and Secrets we
+//! only need the keys of are kept without their values, so the cache stays lean. The
+//! caches run on every replica; the controller runs on the leader and subscribes to
+//! their changes.
 
+pub mod cache;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
+pub mod service_roles;
 pub mod status;
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use kube::api::Api;
+use k8s_openapi::api::core::v1::Secret;
+use kube::ResourceExt;
+use kube::runtime::Controller;
 use kube::runtime::events::{Recorder, Reporter};
-use kube::runtime::reflector::{self, ObjectRef, Store};
-use kube::runtime::{Controller, WatchStreamExt, watcher};
-use kube::{Resource, ResourceExt};
+use kube::runtime::reflector::ObjectRef;
 use tokio::sync::watch;
 
 use crate::api::v1alpha2::NatsServiceRole;
 use crate::api::v1beta1::NatsCluster;
 use crate::render::Paths;
+use cache::Caches;
+
+/// How often orphaned bound-token Secrets are looked for besides cluster deletions.
+const SWEEP_PERIOD: Duration = Duration::from_secs(300);
 
 /// Which namespaces the operator manages.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Scope {
     /// One namespace (the default: the operator's own).
     Namespace(String),
+    /// A list of namespaces (`--namespaces`).
+    Namespaces(Vec<String>),
     /// Every namespace.
     Cluster,
 }
 
 impl Scope {
-    fn api<K>(&self, client: &kube::Client) -> Api<K>
-    where
-        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
-        K::DynamicType: Default,
-    {
+    /// The namespaces to watch, sorted and without duplicates; `None` for all.
+    pub fn namespaces(&self) -> Option<Vec<String>> {
         match self {
-            Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
-            Scope::Cluster => Api::all(client.clone()),
+            Scope::Namespace(ns) => Some(vec![ns.clone()]),
+            Scope::Namespaces(list) => {
+                let mut list = list.clone();
+                list.sort();
+                list.dedup();
+                Some(list)
+            }
+            Scope::Cluster => None,
+        }
+    }
+
+    /// Whether objects of `namespace` are managed.
+    pub fn covers(&self, namespace: &str) -> bool {
+        match self {
+            Scope::Namespace(ns) => ns == namespace,
+            Scope::Namespaces(list) => list.iter().any(|ns| ns == namespace),
+            Scope::Cluster => true,
         }
     }
 }
 
-/// One watch per kind: it fills the store the reconciler (and the webhooks) read and
-/// yields every touched object, deletions included, to trigger reconciles. `prune`
-/// drops what no reader needs, to keep the cache lean.
-fn reflect<K>(
-    api: Api<K>,
-    config: watcher::Config,
-    prune: fn(&mut K),
-) -> (
-    Store<K>,
-    impl futures::Stream<Item = Result<K, watcher::Error>> + Send + 'static,
-)
-where
-    K: Resource<DynamicType = ()>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + Sync
-        + 'static,
-{
-    let (reader, writer) = reflector::store();
-    let stream = reflector::reflector(
-        writer,
-        watcher(api, config)
-            .default_backoff()
-            .modify(move |o: &mut K| {
-                o.managed_fields_mut().clear();
-                prune(o);
-            }),
-    )
-    .touched_objects();
-    (reader, stream)
-}
-
-fn keep<K>(_: &mut K) {}
-
-/// The reconciler reads a pod's labels, annotations, owners, phase and conditions only.
-fn prune_pod(pod: &mut Pod) {
-    pod.spec = None;
-    if let Some(status) = pod.status.as_mut() {
-        status.container_statuses = None;
-        status.init_container_statuses = None;
-        status.ephemeral_container_statuses = None;
-    }
-}
-
-/// Runs the NatsCluster controller until `shutdown` is true.
+/// Runs the caches of `scope` and the NatsCluster controller until `shutdown` is true
+/// (without leader election).
 pub async fn run(
     client: kube::Client,
     scope: Scope,
@@ -102,23 +79,32 @@ pub async fn run(
     metrics: Arc<metrics::Metrics>,
     shutdown: watch::Receiver<bool>,
 ) {
-    let children = watcher::Config::default().labels("app=nats");
-    let (clusters, cluster_stream) = reflect(
-        scope.api::<NatsCluster>(&client),
-        watcher::Config::default(),
-        keep,
-    );
-    let (pods, pod_stream) = reflect(scope.api::<Pod>(&client), children.clone(), prune_pod);
-    let (services, svc_stream) = reflect(scope.api::<Service>(&client), children.clone(), keep);
-    let (secrets, secret_stream) = reflect(scope.api::<Secret>(&client), children.clone(), keep);
-    let (pdbs, pdb_stream) = reflect(scope.api::<PodDisruptionBudget>(&client), children, keep);
-    let (roles, role_stream) = reflect(
-        scope.api::<NatsServiceRole>(&client),
-        watcher::Config::default(),
-        keep,
-    );
-    // The stores must be filled by their own streams even when the controller does not
-    // poll them (roles are read, not owned), so the role stream is a trigger too.
+    let (caches, driver) = Caches::new(&client, scope);
+    let mut stop = shutdown.clone();
+    let watches = tokio::spawn(driver.run(async move {
+        let _ = stop.wait_for(|s| *s).await;
+    }));
+    run_with(client, caches, identity, metrics, shutdown).await;
+    let _ = watches.await;
+}
+
+/// Runs the NatsCluster controller on `caches` (driven elsewhere) until `shutdown` is
+/// true: it reconciles every cached cluster once, then every change.
+pub async fn run_with(
+    client: kube::Client,
+    caches: Caches,
+    identity: String,
+    metrics: Arc<metrics::Metrics>,
+    shutdown: watch::Receiver<bool>,
+) {
+    // The controller starts on synced caches: its own wait for the store (a oneshot
+    // that wakes only one waiter) then never waits, and the first reconciles see
+    // every child.
+    let mut stopping = shutdown.clone();
+    tokio::select! {
+        _ = caches.wait_synced() => {},
+        _ = stopping.wait_for(|s| *s) => return,
+    }
     let recorder = Recorder::new(
         client.clone(),
         Reporter {
@@ -128,32 +114,29 @@ pub async fn run(
     );
     let ctx = Arc::new(reconcile::Context {
         client: client.clone(),
-        pods,
-        services,
-        secrets,
-        pdbs,
-        roles,
+        pods: caches.pods.store().clone(),
+        services: caches.services.store().clone(),
+        secrets: caches.secrets.store().clone(),
+        pdbs: caches.pdbs.store().clone(),
+        roles: caches.roles.store().clone(),
         recorder,
         paths: Paths::default(),
         metrics,
+        scope: caches.scope().clone(),
     });
-    // Auth Secrets are the user's (unlabelled): watch their metadata only and map a
-    // change to every cluster that references the Secret.
-    let referencing = clusters.clone();
-    let meta_api: Api<kube::core::PartialObjectMeta<Secret>> = match &scope {
-        Scope::Namespace(ns) => Api::namespaced(client.clone(), ns),
-        Scope::Cluster => Api::all(client.clone()),
-    };
-    let auth_secrets = watcher(meta_api, watcher::Config::default())
-        .default_backoff()
-        .touched_objects();
+    let sweeper = tokio::spawn(sweep_orphaned_tokens(
+        client.clone(),
+        caches.clone(),
+        shutdown.clone(),
+    ));
+    let clusters = caches.clusters.store().clone();
+    let scope = caches.scope().clone();
     let mut stop = shutdown.clone();
-    Controller::for_stream(cluster_stream, clusters)
-        .owns_stream(pod_stream)
-        .owns_stream(svc_stream)
-        .owns_stream(secret_stream)
-        .owns_stream(pdb_stream)
-        .watches_stream(role_stream, |role: NatsServiceRole| {
+    Controller::for_shared_stream(caches.clusters.snapshot_and_changes(), clusters.clone())
+        .owns_shared_stream(caches.pods.changes())
+        .owns_shared_stream(caches.services.changes())
+        .owns_shared_stream(caches.pdbs.changes())
+        .watches_shared_stream(caches.roles.changes(), |role: Arc<NatsServiceRole>| {
             let ns = role.namespace();
             role.labels()
                 .get("nats_cluster")
@@ -167,16 +150,8 @@ pub async fn run(
                 .into_iter()
                 .collect::<Vec<_>>()
         })
-        .watches_stream(auth_secrets, move |secret| {
-            let ns = secret.namespace().unwrap_or_default();
-            let name = secret.name_any();
-            referencing
-                .state()
-                .into_iter()
-                .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
-                .filter(|c| references_secret(c, &name))
-                .map(|c| ObjectRef::from_obj(c.as_ref()))
-                .collect::<Vec<_>>()
+        .watches_shared_stream(caches.secrets.changes(), move |secret: Arc<Secret>| {
+            secret_triggers(&secret, &clusters.state(), &scope)
         })
         .graceful_shutdown_on(async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -188,6 +163,82 @@ pub async fn run(
             }
         })
         .await;
+    sweeper.abort();
+}
+
+/// The clusters a change of `secret` concerns: its owner (a config Secret), the cluster
+/// of a bound-token Secret (a deleted token is minted again at once), and the clusters
+/// of its namespace that read it for authorization. TLS Secrets trigger nothing (the
+/// config reloader in the pods watches the mounted files).
+pub fn secret_triggers(
+    secret: &Secret,
+    clusters: &[Arc<NatsCluster>],
+    scope: &Scope,
+) -> Vec<ObjectRef<NatsCluster>> {
+    let ns = secret.namespace().unwrap_or_default();
+    let name = secret.name_any();
+    let mut out: Vec<ObjectRef<NatsCluster>> = secret
+        .owner_references()
+        .iter()
+        .filter(|o| o.controller == Some(true) && o.kind == "NatsCluster")
+        .map(|o| ObjectRef::new(&o.name).within(&ns))
+        .collect();
+    if let Some((cns, c)) = service_roles::bound_token_cluster(secret)
+        && scope.covers(&cns)
+    {
+        out.push(ObjectRef::new(&c).within(&cns));
+    }
+    out.extend(
+        clusters
+            .iter()
+            .filter(|c| c.namespace().as_deref() == Some(ns.as_str()))
+            .filter(|c| references_secret(c, &name))
+            .map(|c| ObjectRef::from_obj(c.as_ref())),
+    );
+    out
+}
+
+/// Deletes bound-token Secrets whose NatsCluster is gone (those in other namespaces
+/// have no owner reference to be collected by): after every cluster deletion and every
+/// [`SWEEP_PERIOD`], while this replica leads.
+async fn sweep_orphaned_tokens(
+    client: kube::Client,
+    caches: Caches,
+    mut stop: watch::Receiver<bool>,
+) {
+    let mut deletions = Box::pin(caches.clusters.changes());
+    loop {
+        let secrets = caches.secrets.store().state();
+        let clusters = caches.clusters.store();
+        for secret in service_roles::orphaned_tokens(&secrets, caches.scope(), |ns, name| {
+            clusters.get(&ObjectRef::new(name).within(ns)).is_some()
+        }) {
+            let (ns, name) = (secret.namespace().unwrap_or_default(), secret.name_any());
+            match service_roles::delete_token(&client, secret).await {
+                Ok(true) => {
+                    tracing::info!(secret = %format!("{ns}/{name}"), "deleted the bound-token Secret of a deleted NatsCluster")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(secret = %format!("{ns}/{name}"), error = %e, "cannot delete an orphaned bound-token Secret")
+                }
+            }
+        }
+        // Wait for a cluster to go (a change whose object left the store).
+        let deleted = async {
+            while let Some(c) = deletions.next().await {
+                if clusters.get(&ObjectRef::from_obj(c.as_ref())).is_none() {
+                    return;
+                }
+            }
+            std::future::pending::<()>().await;
+        };
+        tokio::select! {
+            _ = deleted => {},
+            _ = tokio::time::sleep(SWEEP_PERIOD) => {},
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
 }
 
 /// Whether a cluster reads the Secret `name` for its authorization.
@@ -198,4 +249,111 @@ pub fn references_secret(cluster: &NatsCluster, name: &str) -> bool {
     auth.clients.as_ref().is_some_and(|c| c.secret == name)
         || auth.routes.as_ref().is_some_and(|r| r.secret == name)
         || auth.gateway.as_ref().is_some_and(|g| g.secret == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+
+    use super::*;
+    use crate::api::v1beta1::{Auth, NatsClusterSpec, SecretAuth};
+
+    #[test]
+    fn scopes() {
+        let list = Scope::Namespaces(vec!["b".into(), "a".into(), "b".into()]);
+        assert_eq!(list.namespaces(), Some(vec!["a".into(), "b".into()]));
+        assert!(list.covers("a") && list.covers("b") && !list.covers("c"));
+        assert!(Scope::Cluster.covers("any"));
+        assert_eq!(Scope::Cluster.namespaces(), None);
+        let one = Scope::Namespace("a".into());
+        assert!(one.covers("a") && !one.covers("b"));
+    }
+
+    fn cluster(ns: &str, name: &str, routes_secret: &str) -> Arc<NatsCluster> {
+        let mut c = NatsCluster::new(
+            name,
+            NatsClusterSpec {
+                auth: Some(Auth {
+                    routes: Some(SecretAuth {
+                        secret: routes_secret.into(),
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            },
+        );
+        c.metadata.namespace = Some(ns.into());
+        Arc::new(c)
+    }
+
+    fn secret(ns: &str, name: &str, labels: &[(&str, &str)], owner: Option<&str>) -> Secret {
+        Secret {
+            metadata: ObjectMeta {
+                name: Some(name.into()),
+                namespace: Some(ns.into()),
+                labels: Some(
+                    labels
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .collect::<BTreeMap<_, _>>(),
+                ),
+                owner_references: owner.map(|c| {
+                    vec![OwnerReference {
+                        api_version: "nats.io/v1beta1".into(),
+                        kind: "NatsCluster".into(),
+                        name: c.into(),
+                        controller: Some(true),
+                        ..Default::default()
+                    }]
+                }),
+                ..Default::default()
+            },
+            ..Default::default()
+        }
+    }
+
+    fn names(refs: Vec<ObjectRef<NatsCluster>>) -> Vec<String> {
+        refs.iter()
+            .map(|r| format!("{}/{}", r.namespace.clone().unwrap_or_default(), r.name))
+            .collect()
+    }
+
+    #[test]
+    fn which_clusters_a_secret_change_reconciles() {
+        let clusters = vec![
+            cluster("a", "one", "routes"),
+            cluster("a", "two", "other"),
+            cluster("b", "three", "routes"),
+        ];
+        let scope = Scope::Namespaces(vec!["a".into(), "b".into()]);
+        // A config Secret: its owner.
+        let config = secret("a", "two", &[("app", "nats")], Some("two"));
+        assert_eq!(
+            names(secret_triggers(&config, &clusters, &scope)),
+            ["a/two"]
+        );
+        // An auth Secret: the clusters of its namespace that read it.
+        let auth = secret("a", "routes", &[], None);
+        assert_eq!(names(secret_triggers(&auth, &clusters, &scope)), ["a/one"]);
+        // A bound token in another namespace: its cluster, when managed here.
+        let token = secret(
+            "b",
+            "user-one-bound-token",
+            &[
+                ("app", "nats"),
+                ("nats_cluster", "one"),
+                (service_roles::CLUSTER_NAMESPACE_LABEL, "a"),
+            ],
+            None,
+        );
+        assert_eq!(names(secret_triggers(&token, &clusters, &scope)), ["a/one"]);
+        let elsewhere = Scope::Namespace("b".into());
+        assert!(secret_triggers(&token, &clusters, &elsewhere).is_empty());
+        // A TLS Secret: nothing (the reloader in the pods handles it).
+        let tls = secret("a", "tls", &[], None);
+        assert!(secret_triggers(&tls, &clusters, &scope).is_empty());
+    }
 }

@@ -6,10 +6,8 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action as Requeue;
@@ -20,12 +18,11 @@ use serde::Serialize;
 use serde_json::{Value, json};
 
 use super::plan::{Action, DeleteReason, MemberPod, Observed, Phase, plan};
+use super::service_roles;
 use super::status::{StatusInput, next_status};
 use crate::api::v1alpha2::NatsServiceRole;
 use crate::api::v1beta1::NatsCluster;
-use crate::render::{
-    self, AuthInputs, ClusterMeta, POD_SPEC_HASH_ANNOTATION, Paths, ServiceRoleUser, labels,
-};
+use crate::render::{self, AuthInputs, ClusterMeta, POD_SPEC_HASH_ANNOTATION, Paths, labels};
 
 /// Field manager of every server-side apply.
 pub const MANAGER: &str = "nats-operator";
@@ -62,7 +59,7 @@ impl Error {
     }
 }
 
-fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
+pub(crate) fn kube_err(action: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     let action = action.into();
     move |source| Error::Kube { action, source }
 }
@@ -87,6 +84,9 @@ pub struct Context {
     pub paths: Paths,
     /// Reconcile metrics.
     pub metrics: Arc<super::metrics::Metrics>,
+    /// The namespaces the operator manages (where ServiceAccounts of service roles may
+    /// live).
+    pub scope: super::Scope,
 }
 
 /// True when every field of `desired` has the same value in `existing` (the apiserver
@@ -189,108 +189,6 @@ async fn auth_json(
         .map_err(|e| Error::Input(format!("{what} Secret {ns}/{name} is not JSON: {e}")))
 }
 
-/// Users of the service roles of a cluster, with tokens bound to per-role Secrets.
-/// Only ServiceAccounts in the cluster's own namespace are used, so usernames are
-/// unique (the Go operator minted duplicates across namespaces, upstream #319).
-async fn service_role_users(
-    ctx: &Context,
-    meta: &ClusterMeta,
-) -> Result<Vec<ServiceRoleUser>, Error> {
-    let mut users = Vec::new();
-    let roles: Vec<Arc<NatsServiceRole>> = ctx
-        .roles
-        .state()
-        .into_iter()
-        .filter(|r| r.namespace().as_deref() == Some(meta.namespace.as_str()))
-        .filter(|r| r.labels().get("nats_cluster") == Some(&meta.name))
-        .collect();
-    let sa_api: Api<ServiceAccount> = Api::namespaced(ctx.client.clone(), &meta.namespace);
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &meta.namespace);
-    let mut sorted = roles;
-    sorted.sort_by_key(|r| r.name_any());
-    for role in sorted {
-        let name = role.name_any();
-        if sa_api
-            .get_opt(&name)
-            .await
-            .map_err(kube_err(format!("get ServiceAccount {name}")))?
-            .is_none()
-        {
-            continue;
-        }
-        let secret_name = format!("{name}-{}-bound-token", meta.name);
-        let existing = secrets
-            .get_opt(&secret_name)
-            .await
-            .map_err(kube_err(format!("get Secret {secret_name}")))?;
-        let token = match existing
-            .as_ref()
-            .and_then(|s| s.data.as_ref())
-            .and_then(|d| d.get("token"))
-        {
-            Some(t) if !t.0.is_empty() => String::from_utf8_lossy(&t.0).to_string(),
-            _ => {
-                let owner = role.controller_owner_ref(&()).map(|o| vec![o]);
-                let secret = match existing {
-                    Some(s) => s,
-                    None => {
-                        let s = Secret {
-                            metadata: ObjectMeta {
-                                name: Some(secret_name.clone()),
-                                namespace: Some(meta.namespace.clone()),
-                                labels: Some(labels::common(&meta.name, [])),
-                                owner_references: owner,
-                                ..Default::default()
-                            },
-                            ..Default::default()
-                        };
-                        secrets
-                            .create(&PostParams::default(), &s)
-                            .await
-                            .map_err(kube_err(format!("create Secret {secret_name}")))?
-                    }
-                };
-                let request = TokenRequest {
-                    spec: Some(TokenRequestSpec {
-                        audiences: Some(vec![format!(
-                            "nats://{}.{}.svc",
-                            meta.name, meta.namespace
-                        )]),
-                        bound_object_ref: Some(BoundObjectReference {
-                            api_version: Some("v1".into()),
-                            kind: Some("Secret".into()),
-                            name: Some(secret_name.clone()),
-                            uid: secret.metadata.uid.clone(),
-                        }),
-                        expiration_seconds: None,
-                    }),
-                    ..Default::default()
-                };
-                let issued = sa_api
-                    .create_token_request(&name, &PostParams::default(), &request)
-                    .await
-                    .map_err(kube_err(format!(
-                        "request a token for ServiceAccount {name}"
-                    )))?;
-                let token = issued.status.and_then(|s| s.token).unwrap_or_default();
-                let patch =
-                    json!({"data": {"token": k8s_openapi::ByteString(token.clone().into_bytes())}});
-                secrets
-                    .patch(&secret_name, &PatchParams::default(), &Patch::Merge(&patch))
-                    .await
-                    .map_err(kube_err(format!("store the token in Secret {secret_name}")))?;
-                token
-            }
-        };
-        users.push(ServiceRoleUser {
-            username: name,
-            token,
-            permissions: role.spec.permissions.clone(),
-        });
-    }
-    Ok(users)
-}
-
 fn member_view(cluster: &str, pod: &Pod, desired_hash: Option<&String>) -> MemberPod {
     let status = pod.status.clone().unwrap_or_default();
     MemberPod {
@@ -308,7 +206,7 @@ fn member_view(cluster: &str, pod: &Pod, desired_hash: Option<&String>) -> Membe
     }
 }
 
-async fn event(
+pub(crate) async fn event(
     ctx: &Context,
     cluster: &NatsCluster,
     type_: EventType,
@@ -354,8 +252,13 @@ pub async fn reconcile(cluster: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<R
         let clients = auth_spec.clients.clone().unwrap_or_default();
         let mut auth = AuthInputs::default();
         let inputs: Result<(), Error> = async {
+            // The bound-token Secrets in use; the others of this cluster are removed.
+            let mut tokens = std::collections::BTreeSet::new();
             if clients.service_accounts {
-                auth.service_roles = service_role_users(&ctx, &meta).await?;
+                let (users, used) =
+                    service_roles::service_role_users(&ctx, &cluster, &meta).await?;
+                auth.service_roles = users;
+                tokens = used;
             } else {
                 auth.clients = auth_json(
                     &ctx.client,
@@ -373,6 +276,8 @@ pub async fn reconcile(cluster: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<R
                 auth.gateway =
                     auth_json(&ctx.client, &ns, &gw.secret, "spec.auth.gateway.secret").await?;
             }
+            actions_taken +=
+                service_roles::remove_stale_tokens(&ctx, &cluster, &meta, &tokens).await?;
             Ok(())
         }
         .await;

@@ -325,6 +325,21 @@ pub fn nats_conf(
         }
     }
 
+    // nats-server refuses to start with both gateways and leafnodes unless a system
+    // account is configured (found by running the upstream leafnode-remotes-gateways
+    // example): give it one, unless the user manages accounts or uses JWT auth.
+    if top.get("gateway").is_some()
+        && top.get("leafnodes").is_some()
+        && top.get("system_account").is_none()
+        && top.get("operator").is_none()
+        && top.get("accounts").is_none()
+    {
+        let mut accounts = ConfMap::new();
+        accounts.set(SYSTEM_ACCOUNT, ConfMap::new());
+        top.set("accounts", accounts);
+        top.set("system_account", SYSTEM_ACCOUNT);
+    }
+
     let text = write_document(&top, HEADER)?;
     let hash = sha256_hex(text.as_bytes());
     Ok(RenderedConf {
@@ -333,6 +348,9 @@ pub fn nats_conf(
         warnings,
     })
 }
+
+/// The system account made for clusters with both gateways and leafnodes.
+pub const SYSTEM_ACCOUNT: &str = "SYS";
 
 fn strings(items: &[String]) -> Conf {
     Conf::List(items.iter().map(|s| Conf::Str(s.clone())).collect())

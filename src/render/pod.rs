@@ -49,6 +49,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::api::defaults::{OPERATOR_IMAGE, OPERATOR_IMAGE_TAG};
 use crate::api::v1beta1::{self as b, NatsClusterSpec};
 use crate::api::validate::{CLIENT_PORT, CLUSTER_PORT, METRICS_PORT, MONITORING_PORT};
 use crate::api::{duration, version};
@@ -99,6 +100,9 @@ pub fn pvc_name(cluster: &str, pod: &str) -> String {
 }
 
 /// `<image>:<tag>`.
+/// The Go operator's reload sidecar image, replaced by the operator's own.
+pub const LEGACY_RELOADER_IMAGE: &str = "nats-server-config-reloader";
+
 fn image(repo: &str, tag: &str) -> String {
     if tag.is_empty() {
         repo.to_string()
@@ -479,9 +483,16 @@ pub fn member_pod(
             command.push("--watch".into());
             command.push(f);
         }
+        // The reloader is our own subcommand: the third-party image the Go operator used
+        // (still named in old manifests) has no `/nats-operator`, so it is replaced.
+        let reloader_image = if r.image.ends_with(LEGACY_RELOADER_IMAGE) {
+            image(OPERATOR_IMAGE, OPERATOR_IMAGE_TAG)
+        } else {
+            image(&r.image, &r.tag)
+        };
         all.push(Container {
             name: RELOADER_CONTAINER.into(),
-            image: Some(image(&r.image, &r.tag)),
+            image: Some(reloader_image),
             image_pull_policy: non_empty(&r.image_pull_policy),
             command: Some(command),
             resources: r.resources.clone(),
@@ -548,6 +559,11 @@ pub fn member_pod(
     ps.subdomain = Some(meta.management_service());
     if ps.restart_policy.is_none() {
         ps.restart_policy = Some("Always".into());
+    }
+    // NATS servers and our sidecars never call the Kubernetes API: no token in the pod
+    // (a template that sets a service account may turn it back on).
+    if ps.automount_service_account_token.is_none() && ps.service_account_name.is_none() {
+        ps.automount_service_account_token = Some(false);
     }
     if !policy.node_selector.is_empty() {
         ps.node_selector = Some(policy.node_selector.clone());

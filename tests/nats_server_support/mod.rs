@@ -128,6 +128,17 @@ impl Running {
     /// cluster port is not overridden by flag (`--cluster` would also clear the route
     /// credentials of the config): `cluster` is what the config says.
     pub fn start(server: &Server, conf: &Path, cluster: u16, env: &[(&str, &str)]) -> Running {
+        Running::start_with(server, conf, cluster, env, &[])
+    }
+
+    /// [`Running::start`] with `extra` command-line flags (for example `-P <pid file>`).
+    pub fn start_with(
+        server: &Server,
+        conf: &Path,
+        cluster: u16,
+        env: &[(&str, &str)],
+        extra: &[&str],
+    ) -> Running {
         let (client, http) = (free_port(), free_port());
         let log = conf.with_extension("log");
         let child = Command::new(&server.bin)
@@ -143,6 +154,7 @@ impl Running {
             ])
             .arg("-l")
             .arg(&log)
+            .args(extra)
             .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::null())

