@@ -408,6 +408,22 @@ pub async fn reconcile(cluster: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<R
                             }
                             // Still terminating from a previous replacement: next pass.
                             Err(kube::Error::Api(e)) if e.code == 409 => {}
+                            // Refused by admission (a missing ServiceAccount named in the
+                            // template, a policy): the user must act; say so in status.
+                            Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => {
+                                let msg = format!("member {name} refused: {}", e.message);
+                                event(
+                                    &ctx,
+                                    &cluster,
+                                    EventType::Warning,
+                                    "MemberRejected",
+                                    "Create",
+                                    msg.clone(),
+                                )
+                                .await;
+                                degraded = Some(("MemberRejected", msg));
+                                break;
+                            }
                             Err(e) => return Err(kube_err(format!("create Pod {ns}/{name}"))(e)),
                         }
                     }
