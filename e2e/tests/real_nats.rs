@@ -142,6 +142,35 @@ async fn setup_with(prefix: &str, with_operator: bool) -> Result<Option<Env>> {
     }))
 }
 
+/// Server errors a client reports (permissions violations arrive this way).
+type ErrorEvents = tokio::sync::mpsc::UnboundedReceiver<String>;
+
+/// `opts` with an event callback that forwards every client event to the returned channel.
+fn reporting(opts: async_nats::ConnectOptions) -> (async_nats::ConnectOptions, ErrorEvents) {
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<String>();
+    let opts = opts.event_callback(move |e| {
+        let tx = tx.clone();
+        async move {
+            let _ = tx.send(e.to_string());
+        }
+    });
+    (opts, rx)
+}
+
+/// Whether a permissions violation is reported within 5 s.
+async fn saw_permissions_violation(events: &mut ErrorEvents) -> bool {
+    tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(e) = events.recv().await {
+            if e.to_lowercase().contains("permissions violation") {
+                return true;
+            }
+        }
+        false
+    })
+    .await
+    .unwrap_or(false)
+}
+
 fn members(cluster: &str, n: u32) -> Vec<String> {
     (1..=n).map(|i| format!("{cluster}-{i:x}")).collect()
 }
@@ -458,14 +487,11 @@ async fn clients_auth_is_enforced_and_reloaded() -> Result<()> {
         let bad = tokio::time::timeout(Duration::from_secs(5), bad).await;
         anyhow::ensure!(!matches!(bad, Ok(Ok(_))), "a wrong password was accepted");
         // Alice: allowed subject works, denied one is a permissions violation.
-        let (tx, mut errors) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let alice = async_nats::ConnectOptions::with_user_and_password("alice".into(), "alice-secret".into())
-            .event_callback(move |e| {
-                let tx = tx.clone();
-                async move {
-                    let _ = tx.send(e.to_string());
-                }
-            })
+        let (alice_opts, mut errors) = reporting(async_nats::ConnectOptions::with_user_and_password(
+            "alice".into(),
+            "alice-secret".into(),
+        ));
+        let alice = alice_opts
             .connect(&url)
             .await?;
         let bob = async_nats::ConnectOptions::with_user_and_password("bob".into(), "bob-secret".into())
@@ -481,16 +507,10 @@ async fn clients_auth_is_enforced_and_reloaded() -> Result<()> {
         anyhow::ensure!(got.is_some_and(|m| m.payload == "hello"), "alice's allowed publish did not arrive");
         alice.publish("private.x", "secret".into()).await?;
         alice.flush().await?;
-        let violation = tokio::time::timeout(Duration::from_secs(5), async {
-            while let Some(e) = errors.recv().await {
-                if e.to_lowercase().contains("permissions violation") {
-                    return Some(e);
-                }
-            }
-            None
-        })
-        .await?;
-        anyhow::ensure!(violation.is_some(), "no permissions violation for a denied publish");
+anyhow::ensure!(
+            saw_permissions_violation(&mut errors).await,
+            "no permissions violation for a denied publish"
+        );
 
         // Remove bob: the config Secret is re-rendered, the reloader signals the servers.
         let t0 = Instant::now();
@@ -666,33 +686,18 @@ async fn tls_for_clients_and_routes_with_verify() -> Result<()> {
             "no message over TLS"
         );
         // The mapped user's permissions hold: publishing elsewhere is a violation.
-        let (tx, mut errors) = tokio::sync::mpsc::unbounded_channel::<String>();
-        let mapped = attempt(
+        let (mapped_opts, mut errors) = reporting(
             async_nats::ConnectOptions::new()
                 .require_tls(true)
                 .add_root_certificates(ca_file.clone())
-                .add_client_certificate(cert_file.clone(), key_file.clone())
-                .event_callback(move |e| {
-                    let tx = tx.clone();
-                    async move {
-                        let _ = tx.send(e.to_string());
-                    }
-                }),
-        )
-        .await
-        .map_err(|e| anyhow::anyhow!("{e}"))??;
+                .add_client_certificate(cert_file.clone(), key_file.clone()),
+        );
+        let mapped = attempt(mapped_opts)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))??;
         mapped.publish("other.subject", "x".into()).await?;
         mapped.flush().await?;
-        let violation = tokio::time::timeout(Duration::from_secs(5), async {
-            while let Some(e) = errors.recv().await {
-                if e.to_lowercase().contains("permissions violation") {
-                    return true;
-                }
-            }
-            false
-        })
-        .await
-        .unwrap_or(false);
+        let violation = saw_permissions_violation(&mut errors).await;
         anyhow::ensure!(
             violation,
             "verify_and_map did not apply the mapped user's permissions"
@@ -787,26 +792,21 @@ async fn service_role_tokens_log_in_with_their_permissions() -> Result<()> {
             .with_context(|| format!("no user with the token in nats.conf:\n{text}"))?;
         let ip = env.kubelet.pod_ip(env.ns(), "nsr-1").context("ip")?;
         let url = format!("nats://{ip}:4222");
-        let (tx, mut errors) = tokio::sync::mpsc::unbounded_channel::<String>();
         // The server may not have reloaded the new user yet: retry the login for a while.
-        let c = poll(
+        let (c, mut errors) = poll(
             Duration::from_secs(60),
             Duration::from_millis(500),
             "login with the bound token",
             || {
-                let (user, token, url, tx) = (user.clone(), token.clone(), url.clone(), tx.clone());
+                let (user, token, url) = (user.clone(), token.clone(), url.clone());
                 async move {
-                    let c = async_nats::ConnectOptions::with_user_and_password(user, token)
-                        .event_callback(move |e| {
-                            let tx = tx.clone();
-                            async move {
-                                let _ = tx.send(e.to_string());
-                            }
-                        })
-                        .connect(url);
+                    let (opts, events) = reporting(
+                        async_nats::ConnectOptions::with_user_and_password(user, token),
+                    );
                     Ok(
-                        match tokio::time::timeout(Duration::from_secs(3), c).await {
-                            Ok(Ok(c)) => Ok(c),
+                        match tokio::time::timeout(Duration::from_secs(3), opts.connect(url)).await
+                        {
+                            Ok(Ok(c)) => Ok((c, events)),
                             other => Err(format!("{other:?}")),
                         },
                     )
@@ -825,16 +825,7 @@ async fn service_role_tokens_log_in_with_their_permissions() -> Result<()> {
         );
         c.publish("payments.new", "1".into()).await?;
         c.flush().await?;
-        let violation = tokio::time::timeout(Duration::from_secs(5), async {
-            while let Some(e) = errors.recv().await {
-                if e.to_lowercase().contains("permissions violation") {
-                    return true;
-                }
-            }
-            false
-        })
-        .await
-        .unwrap_or(false);
+        let violation = saw_permissions_violation(&mut errors).await;
         anyhow::ensure!(violation, "publishing outside the role was not refused");
         anyhow::Ok(())
     }
