@@ -282,6 +282,62 @@ pub async fn mark_failed(client: &Client, namespace: &str, name: &str) -> Result
     Ok(())
 }
 
+/// Binds pod `namespace/name` (incarnation `uid`) to `node` through `pods/binding`, as the
+/// scheduler does. `Ok(true)`: bound now; `Ok(false)`: already bound (a stale cache) or gone.
+pub(crate) async fn bind_pod(
+    api: &Api<Pod>,
+    namespace: &str,
+    name: &str,
+    uid: &str,
+    node: &str,
+) -> kube::Result<bool> {
+    let binding = Binding {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: Some(namespace.to_string()),
+            uid: Some(uid.to_string()),
+            ..Default::default()
+        },
+        target: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(node.to_string()),
+            ..Default::default()
+        },
+    };
+    match api
+        .create_subresource::<Binding, serde_json::Value>(
+            "binding",
+            name,
+            &PostParams::default(),
+            &binding,
+        )
+        .await
+    {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
+/// Removes pod `name` at once (grace 0), only incarnation `uid`, as a kubelet does once its
+/// containers ended. `Ok(true)`: deleted now; `Ok(false)`: gone or replaced already.
+pub(crate) async fn remove_pod(api: &Api<Pod>, name: &str, uid: &str) -> kube::Result<bool> {
+    let dp = DeleteParams {
+        grace_period_seconds: Some(0),
+        preconditions: Some(Preconditions {
+            uid: Some(uid.to_string()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    match api.delete(name, &dp).await {
+        Ok(_) => Ok(true),
+        Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 fn manager() -> PatchParams {
     PatchParams {
         field_manager: Some(KUBELET_MANAGER.into()),
@@ -467,64 +523,28 @@ impl Kubelet {
             if since.elapsed() < behaviour.lame_duck {
                 return Ok(());
             }
-            let dp = DeleteParams {
-                grace_period_seconds: Some(0),
-                preconditions: Some(Preconditions {
-                    uid: Some(uid.clone()),
-                    resource_version: None,
-                }),
-                ..Default::default()
-            };
-            match api.delete(&name, &dp).await {
-                Ok(_) => {
-                    self.stats.deleted.fetch_add(1, Ordering::Relaxed);
-                    self.forget(&uid);
-                    Ok(())
-                }
-                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {
-                    self.forget(&uid);
-                    Ok(())
-                }
-                Err(e) => Err(e).context("deleting a terminating pod"),
+            let deleted = remove_pod(&api, &name, &uid)
+                .await
+                .context("deleting a terminating pod")?;
+            if deleted {
+                self.stats.deleted.fetch_add(1, Ordering::Relaxed);
             }
+            self.forget(&uid);
+            Ok(())
         } else if node.is_none() {
             if self.memory.lock().is_ok_and(|m| m.bound.contains(&uid)) {
                 return Ok(());
             }
-            let binding = Binding {
-                metadata: ObjectMeta {
-                    name: Some(name.clone()),
-                    namespace: Some(ns.clone()),
-                    uid: Some(uid.clone()),
-                    ..Default::default()
-                },
-                target: ObjectReference {
-                    api_version: Some("v1".into()),
-                    kind: Some("Node".into()),
-                    name: Some(NODE_NAME.into()),
-                    ..Default::default()
-                },
-            };
-            match api
-                .create_subresource::<Binding, serde_json::Value>(
-                    "binding",
-                    &name,
-                    &PostParams::default(),
-                    &binding,
-                )
+            if bind_pod(&api, &ns, &name, &uid, NODE_NAME)
                 .await
+                .context("binding")?
             {
-                Ok(_) => {
-                    self.stats.bound.fetch_add(1, Ordering::Relaxed);
-                    if let Ok(mut m) = self.memory.lock() {
-                        m.bound.insert(uid);
-                    }
-                    Ok(())
+                self.stats.bound.fetch_add(1, Ordering::Relaxed);
+                if let Ok(mut m) = self.memory.lock() {
+                    m.bound.insert(uid);
                 }
-                // Already bound (a stale cache), or gone.
-                Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(()),
-                Err(e) => Err(e).context("binding"),
             }
+            Ok(())
         } else {
             let status = pod.status.clone().unwrap_or_default();
             let phase = status.phase.clone().unwrap_or_default();

@@ -39,10 +39,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Binding, ConfigMap, ObjectReference, Pod, Secret, Service};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{Api, DeleteParams, PostParams, Preconditions};
+use kube::api::Api;
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config, ResourceExt};
@@ -493,15 +492,7 @@ async fn supervise(
                         } else if deleting {
                             // Ours, but not running (ended, or from before): remove it.
                             let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-                            let dp = DeleteParams {
-                                grace_period_seconds: Some(0),
-                                preconditions: Some(Preconditions {
-                                    uid: Some(uid),
-                                    resource_version: None,
-                                }),
-                                ..Default::default()
-                            };
-                            let _ = api.delete(&pod.name_any(), &dp).await;
+                            let _ = crate::kubelet::remove_pod(&api, &pod.name_any(), &uid).await;
                         }
                     }
                     _ => {}
@@ -532,35 +523,12 @@ async fn supervise(
 
 async fn bind(client: &Client, pod: &Pod) -> Result<()> {
     let ns = pod.namespace().unwrap_or_default();
-    let name = pod.name_any();
     let api: Api<Pod> = Api::namespaced(client.clone(), &ns);
-    let binding = Binding {
-        metadata: ObjectMeta {
-            name: Some(name.clone()),
-            namespace: Some(ns),
-            uid: pod.uid(),
-            ..Default::default()
-        },
-        target: ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Node".into()),
-            name: Some(NODE_NAME.into()),
-            ..Default::default()
-        },
-    };
-    match api
-        .create_subresource::<Binding, serde_json::Value>(
-            "binding",
-            &name,
-            &PostParams::default(),
-            &binding,
-        )
+    let uid = pod.uid().unwrap_or_default();
+    crate::kubelet::bind_pod(&api, &ns, &pod.name_any(), &uid, NODE_NAME)
         .await
-    {
-        Ok(_) => Ok(()),
-        Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => Ok(()),
-        Err(e) => Err(e).context("binding"),
-    }
+        .context("binding")?;
+    Ok(())
 }
 
 /// A stand-in for kube-proxy in front of one Service port, for clients on the host: each

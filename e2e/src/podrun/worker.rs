@@ -17,7 +17,7 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use kube::api::{Api, Patch, PatchParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use rustix::process::{Pid, Signal, kill_process};
@@ -202,22 +202,14 @@ impl Worker {
         let _ = std::fs::remove_dir_all(&st.dir);
         if !*self.shutdown.borrow() {
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &ns);
-            let dp = DeleteParams {
-                grace_period_seconds: Some(0),
-                preconditions: Some(Preconditions {
-                    uid: Some(uid.clone()),
-                    resource_version: None,
-                }),
-                ..Default::default()
-            };
-            match api.delete(&name, &dp).await {
-                Ok(_) => {
+            match crate::kubelet::remove_pod(&api, &name, &uid).await {
+                Ok(true) => {
                     self.shared
                         .stats
                         .pods_deleted
                         .fetch_add(1, Ordering::Relaxed);
                 }
-                Err(kube::Error::Api(e)) if e.code == 404 || e.code == 409 => {}
+                Ok(false) => {}
                 Err(e) => {
                     self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!("process kubelet: deleting {ns}/{name}: {e}");
