@@ -311,20 +311,18 @@ impl Worker {
         let mut ready = true;
         for v in &vols {
             let dir = st.dir.join("volumes").join(&v.name);
+            let write = |files: volumes::Files| {
+                volumes::write_atomic(&dir, &files, st.fs_group)
+                    .map(|_| dir.clone())
+                    .map_err(|e| format!("{e:#}"))
+            };
             let result: std::result::Result<PathBuf, String> = if let Some(s) = &v.secret {
                 let name = s.secret_name.clone().unwrap_or_default();
-                let secret = self
+                let data = self
                     .stores
                     .secrets
-                    .get(&ObjectRef::new(&name).within(&st.ns));
-                match secret {
-                    None if s.optional == Some(true) => {
-                        volumes::write_atomic(&dir, &Default::default(), st.fs_group)
-                            .map(|_| dir.clone())
-                            .map_err(|e| format!("{e:#}"))
-                    }
-                    None => Err(format!("secret {name:?} not found")),
-                    Some(sec) => {
+                    .get(&ObjectRef::new(&name).within(&st.ns))
+                    .map(|sec| {
                         let mut data: BTreeMap<String, Vec<u8>> = sec
                             .data
                             .clone()
@@ -335,34 +333,23 @@ impl Worker {
                         for (k, v) in sec.string_data.clone().unwrap_or_default() {
                             data.insert(k, v.into_bytes());
                         }
-                        let items: Option<Vec<_>> = s.items.as_ref().map(|it| {
-                            it.iter()
-                                .map(|i| (i.key.clone(), i.path.clone(), i.mode))
-                                .collect()
-                        });
-                        volumes::project(&data, items.as_deref(), s.default_mode).and_then(
-                            |files| {
-                                volumes::write_atomic(&dir, &files, st.fs_group)
-                                    .map(|_| dir.clone())
-                                    .map_err(|e| format!("{e:#}"))
-                            },
-                        )
-                    }
-                }
+                        data
+                    });
+                keyed_files(
+                    "secret",
+                    &name,
+                    s.optional,
+                    data,
+                    s.items.as_deref(),
+                    s.default_mode,
+                )
+                .and_then(write)
             } else if let Some(c) = &v.config_map {
-                let name = c.name.clone();
-                match self
+                let data = self
                     .stores
                     .configmaps
-                    .get(&ObjectRef::new(&name).within(&st.ns))
-                {
-                    None if c.optional == Some(true) => {
-                        volumes::write_atomic(&dir, &Default::default(), st.fs_group)
-                            .map(|_| dir.clone())
-                            .map_err(|e| format!("{e:#}"))
-                    }
-                    None => Err(format!("configmap {name:?} not found")),
-                    Some(cm) => {
+                    .get(&ObjectRef::new(&c.name).within(&st.ns))
+                    .map(|cm| {
                         let mut data: BTreeMap<String, Vec<u8>> = cm
                             .data
                             .clone()
@@ -373,20 +360,17 @@ impl Worker {
                         for (k, v) in cm.binary_data.clone().unwrap_or_default() {
                             data.insert(k, v.0);
                         }
-                        let items: Option<Vec<_>> = c.items.as_ref().map(|it| {
-                            it.iter()
-                                .map(|i| (i.key.clone(), i.path.clone(), i.mode))
-                                .collect()
-                        });
-                        volumes::project(&data, items.as_deref(), c.default_mode).and_then(
-                            |files| {
-                                volumes::write_atomic(&dir, &files, st.fs_group)
-                                    .map(|_| dir.clone())
-                                    .map_err(|e| format!("{e:#}"))
-                            },
-                        )
-                    }
-                }
+                        data
+                    });
+                keyed_files(
+                    "configmap",
+                    &c.name,
+                    c.optional,
+                    data,
+                    c.items.as_deref(),
+                    c.default_mode,
+                )
+                .and_then(write)
             } else if v.empty_dir.is_some() {
                 volumes::empty_dir(&dir)
                     .map(|_| dir.clone())
@@ -964,6 +948,30 @@ impl Worker {
                 let _ = p.child.wait().await;
             }
             c.proc = None;
+        }
+    }
+}
+
+/// The files of a Secret or ConfigMap volume from the object's `data` (`None`: the object
+/// does not exist, which only an optional volume tolerates, as an empty directory).
+fn keyed_files(
+    what: &str,
+    name: &str,
+    optional: Option<bool>,
+    data: Option<BTreeMap<String, Vec<u8>>>,
+    items: Option<&[k8s_openapi::api::core::v1::KeyToPath]>,
+    default_mode: Option<i32>,
+) -> std::result::Result<volumes::Files, String> {
+    match data {
+        None if optional == Some(true) => Ok(volumes::Files::new()),
+        None => Err(format!("{what} {name:?} not found")),
+        Some(data) => {
+            let items: Option<Vec<_>> = items.map(|it| {
+                it.iter()
+                    .map(|i| (i.key.clone(), i.path.clone(), i.mode))
+                    .collect()
+            });
+            volumes::project(&data, items.as_deref(), default_mode)
         }
     }
 }
