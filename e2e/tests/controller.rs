@@ -1470,7 +1470,6 @@ fn subset(want: &serde_json::Value, have: &serde_json::Value, path: &str, diffs:
 #[tokio::test]
 async fn every_upstream_example_reconciles_to_its_rendered_children() -> Result<()> {
     let _s = scenario();
-    let bin = nats_operator_e2e::podrun::operator_binary()?;
     let mut checked = 0;
     let mut all_diffs = Vec::new();
     for file in nats_operator_e2e::fixtures::example_files()? {
@@ -1511,27 +1510,10 @@ async fn every_upstream_example_reconciles_to_its_rendered_children() -> Result<
                 format!("---\n{}\n", serde_json::to_string(&d).unwrap_or_default())
             })
             .collect();
-        let out = std::process::Command::new(&bin)
-            .args(["render", "-f", "-"])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .and_then(|mut c| {
-                use std::io::Write;
-                if let Some(mut i) = c.stdin.take() {
-                    i.write_all(with_ns.as_bytes())?;
-                }
-                c.wait_with_output()
-            })?;
-        assert!(
-            out.status.success(),
-            "render {}: {}",
-            file.display(),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        let rendered =
-            nats_operator_e2e::fixtures::yaml_documents(&String::from_utf8_lossy(&out.stdout))?;
+        let rendered = nats_operator_e2e::fixtures::yaml_documents(
+            &nats_operator_e2e::podrun::render(&with_ns)
+                .with_context(|| format!("render {}", file.display()))?,
+        )?;
         // Children appear, or the cluster says what it waits for (a missing auth Secret:
         // then it creates nothing until the Secret exists, by design).
         let mut waiting = std::collections::BTreeSet::new();

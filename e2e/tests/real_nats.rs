@@ -293,18 +293,7 @@ async fn rendered_children_applied_directly_form_a_mesh() -> Result<()> {
         "apiVersion: nats.io/v1beta1\nkind: NatsCluster\nmetadata:\n  name: r\n  namespace: {}\nspec:\n  size: 3\n  version: \"{version}\"\n  config:\n    lameDuckDuration: 30s\n",
         env.ns()
     );
-    let out = std::process::Command::new(podrun::operator_binary()?)
-        .args(["render", "-f", "-"])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin.take().map(|mut i| i.write_all(manifest.as_bytes()));
-            c.wait_with_output()
-        })?;
-    anyhow::ensure!(out.status.success(), "render failed");
-    let rendered = String::from_utf8(out.stdout)?;
+    let rendered = podrun::render(&manifest)?;
     env.apply(&rendered)?;
     let r = wait_full_mesh(&env, "r", 3, &version).await;
     if let Err(e) = r {

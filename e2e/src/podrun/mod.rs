@@ -230,6 +230,31 @@ pub fn operator_binary() -> Result<PathBuf> {
         .ok_or_else(|| anyhow!("{} missing after cargo build", bin.display()))
 }
 
+/// `nats-operator render -f -` of `manifest` with the workspace binary: the YAML it prints,
+/// or an error carrying what it printed on stderr.
+pub fn render(manifest: &str) -> Result<String> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let mut child = std::process::Command::new(operator_binary()?)
+        .args(["render", "-f", "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .context("running nats-operator render")?;
+    if let Some(mut stdin) = child.stdin.take() {
+        stdin.write_all(manifest.as_bytes())?;
+    }
+    let out = child.wait_with_output()?;
+    if !out.status.success() {
+        return Err(anyhow!(
+            "nats-operator render failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    String::from_utf8(out.stdout).context("render output is not UTF-8")
+}
+
 impl ProcessKubelet {
     /// Starts a kubelet that runs the pods of `namespaces` (more with [`Self::manage`]).
     pub fn start(cluster: &TestCluster, namespaces: &[&str]) -> Result<ProcessKubelet> {
