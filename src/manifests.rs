@@ -90,6 +90,7 @@ pub fn namespaced_rules() -> Vec<PolicyRule> {
             MANAGE,
         ),
         rule(&["policy"], &["poddisruptionbudgets"], MANAGE),
+        rule(&["monitoring.coreos.com"], &["podmonitors"], MANAGE),
         rule(&[""], &["serviceaccounts"], WATCH),
         rule(&[""], &["serviceaccounts/token"], &["create"]),
         rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
@@ -205,6 +206,21 @@ fn probe(path: &str, period: i32) -> Probe {
     }
 }
 
+/// An environment variable from a field of the pod (the downward API).
+fn field_env(name: &str, field_path: &str) -> EnvVar {
+    EnvVar {
+        name: name.into(),
+        value_from: Some(EnvVarSource {
+            field_ref: Some(ObjectFieldSelector {
+                field_path: field_path.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 /// The operator Deployment.
 pub fn deployment() -> Deployment {
     let selector: BTreeMap<String, String> =
@@ -214,17 +230,12 @@ pub fn deployment() -> Deployment {
         image: Some(format!("{OPERATOR_IMAGE}:{OPERATOR_IMAGE_TAG}")),
         image_pull_policy: Some("IfNotPresent".into()),
         args: Some(vec!["run".into()]),
-        env: Some(vec![EnvVar {
-            name: "MY_POD_NAMESPACE".into(),
-            value_from: Some(EnvVarSource {
-                field_ref: Some(ObjectFieldSelector {
-                    field_path: "metadata.namespace".into(),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }),
-            ..Default::default()
-        }]),
+        // The namespace it runs in, and its own name: each replica's identity in the leader
+        // Lease (`--pod-name`); replicas with one identity would all lead at once.
+        env: Some(vec![
+            field_env("MY_POD_NAMESPACE", "metadata.namespace"),
+            field_env("MY_POD_NAME", "metadata.name"),
+        ]),
         ports: Some(vec![port("webhook", 8443), port("health", 8080)]),
         readiness_probe: Some(probe("/readyz", 5)),
         liveness_probe: Some(probe("/healthz", 10)),

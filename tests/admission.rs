@@ -426,3 +426,126 @@ fn lame_duck_below_the_server_minimum_is_denied() {
         json!({"size": 1, "config": {"lameDuckDuration": "30s"}}),
     ));
 }
+
+#[test]
+fn jetstream_storage_rules_protect_data() {
+    let js = |fs: Value| {
+        cluster(
+            V1BETA1,
+            json!({"size": 3, "version": "2.15.1", "jetstream": {"fileStorage": fs}}),
+        )
+    };
+    let old = js(json!({"size": "10Gi", "storageClassName": "fast"}));
+    let update = |new: &Value| validate_object(new, Some(&old));
+    let denied = |new: &Value| -> Vec<String> {
+        update(new)
+            .err()
+            .unwrap_or_default()
+            .iter()
+            .map(FieldError::to_string)
+            .collect()
+    };
+    assert!(update(&js(json!({"size": "20Gi", "storageClassName": "fast"}))).is_ok());
+    assert_eq!(
+        denied(&js(json!({"size": "5Gi", "storageClassName": "fast"}))),
+        [
+            "spec.jetstream.fileStorage.size: Forbidden: volumes can grow but never shrink; shrinking would lose data"
+        ]
+    );
+    assert_eq!(
+        denied(&js(json!({"size": "10Gi", "storageClassName": "slow"}))),
+        [
+            "spec.jetstream.fileStorage.storageClassName: Forbidden: the storage class of existing members' volumes cannot change"
+        ]
+    );
+    let no_file = cluster(
+        V1BETA1,
+        json!({"size": 3, "version": "2.15.1", "jetstream": {}}),
+    );
+    assert_eq!(
+        denied(&no_file),
+        [
+            "spec.jetstream.fileStorage: Forbidden: cannot be removed while members keep their streams on volumes: the servers would restart on empty storage"
+        ]
+    );
+    let off = cluster(V1BETA1, json!({"size": 3, "version": "2.15.1"}));
+    let w = update(&off).unwrap_or_default();
+    assert!(
+        w.iter().any(|w| w.contains("turning JetStream off")),
+        "{w:?}"
+    );
+    assert_error(
+        &cluster(
+            V1BETA1,
+            json!({"size": 3, "jetstream": {"catchUpTimeout": "soon"}}),
+        ),
+        "spec.jetstream.catchUpTimeout: Invalid value: \"soon\": must be a duration such as 500ms, 10s or 2m",
+    );
+    let w = warnings(&cluster(
+        V1BETA1,
+        json!({"size": 3, "jetstream": {"memoryStorage": "1Gi"},
+               "pod": {"resources": {"limits": {"memory": "1Gi"}}}}),
+    ));
+    assert!(w.iter().any(|w| w.contains("OOM")), "{w:?}");
+    assert!(w.iter().all(|w| w.len() < 120), "{w:?}");
+}
+
+#[test]
+fn mqtt_accounts_no_auth_user_and_pod_monitor_rules() {
+    assert_error(
+        &cluster(V1BETA1, json!({"size": 3, "mqtt": {}})),
+        "spec.jetstream: Required value: MQTT keeps its sessions and retained messages in JetStream: set spec.jetstream or remove spec.mqtt",
+    );
+    assert_error(
+        &cluster(
+            V1BETA1,
+            json!({"size": 3, "jetstream": {}, "mqtt": {"port": 4222}}),
+        ),
+        "spec.mqtt.port: Duplicate value: 4222: port already used by the client listener",
+    );
+    assert_error(
+        &cluster(
+            V1BETA1,
+            json!({"size": 3, "tls": {"mqtt": {"secret": "t"}}}),
+        ),
+        "spec.tls.mqtt: Forbidden: TLS for a listener that is not configured: set spec.mqtt or remove spec.tls.mqtt",
+    );
+    assert!(
+        validate_object(
+            &cluster(
+                V1BETA1,
+                json!({"size": 3, "jetstream": {}, "mqtt": {"ackWait": "30s"}, "tls": {"mqtt": {"secret": "t"}}})
+            ),
+            None
+        )
+        .is_ok()
+    );
+    assert_error(
+        &cluster(
+            V1BETA1,
+            json!({"size": 1, "auth": {"clients": {"noAuthUser": "guest"}}}),
+        ),
+        "spec.auth.clients.noAuthUser: Invalid value: \"guest\": names a user, but no users are configured: set spec.auth.clients.secret, spec.auth.clients.file or spec.auth.accounts",
+    );
+    assert!(
+        validate_object(
+            &cluster(
+                V1BETA1,
+                json!({"size": 1, "auth": {"clients": {"noAuthUser": "guest"}, "accounts": {"secret": "acc"}}})
+            ),
+            None
+        )
+        .is_ok()
+    );
+    assert_error(
+        &cluster(V1BETA1, json!({"size": 1, "auth": {"accounts": {}}})),
+        "spec.auth.accounts.secret: Required value: name the Secret holding the accounts as JSON",
+    );
+    assert_error(
+        &cluster(
+            V1BETA1,
+            json!({"size": 1, "pod": {"podMonitor": {"enabled": true}}}),
+        ),
+        "spec.pod.metrics.enabled: Required value: spec.pod.podMonitor scrapes the exporter: enable spec.pod.metrics",
+    );
+}

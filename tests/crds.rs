@@ -274,8 +274,8 @@ fn cel_rules_are_bounded_and_well_placed() {
     for v in ["v1alpha2", "v1beta1"] {
         walk(&format!("{v}: spec"), &version_schema(v), None, &mut seen);
     }
-    // extraRoutes, gateway (2), websocket in both; 5 TLS blocks and fileStorage in v1beta1.
-    assert_eq!(seen.len(), 14, "{seen:#?}");
+    // extraRoutes, gateway (2), websocket in both; 6 TLS blocks and fileStorage in v1beta1.
+    assert_eq!(seen.len(), 15, "{seen:#?}");
 }
 
 /// The schema's enums accept exactly what the validating webhook accepts there.

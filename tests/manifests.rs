@@ -50,6 +50,18 @@ fn deployment_is_production_shaped() {
             && c["livenessProbe"].is_object()
             && c["resources"]["limits"].is_object()
     );
+    // Each replica campaigns for the leader Lease under its own pod name (found missing by
+    // the e2e install test: every replica was "nats-operator" and all of them led at once).
+    let pod_name = c["env"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["name"] == "MY_POD_NAME");
+    assert_eq!(
+        pod_name.map(|e| &e["valueFrom"]["fieldRef"]["fieldPath"]),
+        Some(&serde_json::json!("metadata.name")),
+        "{c:#}"
+    );
 }
 
 #[test]

@@ -191,6 +191,7 @@ fn jetstream_block_from_quantities() {
     let mut spec = base();
     spec.jetstream = Some(b::JetStream {
         enabled: None,
+        catch_up_timeout: String::new(),
         memory_storage: Some(k8s_openapi::apimachinery::pkg::api::resource::Quantity(
             "1Gi".into(),
         )),
@@ -260,6 +261,7 @@ fn client_auth_sources_in_order() {
             secret: "s".into(),
             file: "auth/users.conf".into(),
             timeout: 7,
+            ..Default::default()
         }),
         ..Default::default()
     });
@@ -797,6 +799,7 @@ fn member_pod_with_everything() {
             "-subz",
             "-varz",
             "-prefix=gnatsd",
+            "-jsz=all",
             "https://localhost:8222"
         ]
     );

@@ -66,18 +66,19 @@ const defaultControllers = "garbage-collector-controller,namespace-controller,se
 	"serviceaccount-token-controller,root-ca-certificate-publisher-controller"
 
 type config struct {
-	kubeconfigOut   string
-	port            int
-	tmpRoot         string
-	keep            bool
-	controllers     string
-	watchStdin      string
-	readyTimeout    time.Duration
-	shutdownTimeout time.Duration
-	verbosity       int
-	serviceCIDR     string
-	printVersion    bool
-	apiserverArgs   []string
+	kubeconfigOut    string
+	port             int
+	tmpRoot          string
+	keep             bool
+	controllers      string
+	extraControllers string
+	watchStdin       string
+	readyTimeout     time.Duration
+	shutdownTimeout  time.Duration
+	verbosity        int
+	serviceCIDR      string
+	printVersion     bool
+	apiserverArgs    []string
 }
 
 func parseFlags() (*config, error) {
@@ -92,6 +93,7 @@ func parseFlags() (*config, error) {
 	fs.StringVar(&c.tmpRoot, "tmp-root", "", "parent directory of the data directory (default: $TMPDIR)")
 	fs.BoolVar(&c.keep, "keep", false, "keep the data directory on exit")
 	fs.StringVar(&c.controllers, "controllers", defaultControllers, "kube-controller-manager controllers to run (empty: no controller manager)")
+	fs.StringVar(&c.extraControllers, "extra-controllers", "", "more kube-controller-manager controllers, added to --controllers (e.g. deployment-controller,replicaset-controller,endpointslice-controller)")
 	fs.StringVar(&c.watchStdin, "exit-on-stdin-close", "auto", "shut down when stdin reaches EOF: true, false, or auto (only when stdin is a pipe or socket)")
 	fs.DurationVar(&c.readyTimeout, "ready-timeout", 180*time.Second, "give up if not ready within this time")
 	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", 30*time.Second, "force exit if a graceful shutdown takes longer")
@@ -280,6 +282,11 @@ func (tp *testplane) run(rootCtx context.Context, started time.Time) int {
 	}
 
 	controllers := splitList(tp.cfg.controllers)
+	for _, c := range splitList(tp.cfg.extraControllers) {
+		if !slices.Contains(controllers, c) {
+			controllers = append(controllers, c)
+		}
+	}
 	runSAController := !slices.Contains(controllers, "-serviceaccount-controller") &&
 		(slices.Contains(controllers, "serviceaccount-controller") || slices.Contains(controllers, "serviceaccount") ||
 			slices.Contains(controllers, "*"))
@@ -536,6 +543,10 @@ func (tp *testplane) startAPIServer(ctx context.Context, serviceAccountAdmission
 		"--authorization-mode=RBAC",
 		"--allow-privileged=true",
 		"--endpoint-reconciler-type=none",
+		// No kube-proxy routes ClusterIPs here: webhooks, conversion webhooks and aggregated
+		// APIs behind a Service are called at a ready endpoint of its EndpointSlices (pod IPs
+		// the host reaches, e.g. on the e2e process kubelet's bridge).
+		"--enable-aggregator-routing=true",
 		"--profiling=false",
 		fmt.Sprintf("--v=%d", tp.cfg.verbosity),
 	}

@@ -44,6 +44,33 @@ pub struct ReadyInfo {
     pub startup_millis: u64,
 }
 
+/// What a local control plane runs beyond its defaults (see `e2e/controlplane/README.md`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LocalOptions {
+    /// kube-controller-manager controllers added to the default ones.
+    pub extra_controllers: Vec<String>,
+    /// Extra kube-apiserver flags.
+    pub apiserver_args: Vec<String>,
+}
+
+impl LocalOptions {
+    /// What a Deployment behind a webhook Service needs: the deployment and replicaset
+    /// controllers make its pods, the endpointslice controller gives its Service endpoints
+    /// (which the apiserver calls webhooks at).
+    pub fn workloads() -> LocalOptions {
+        LocalOptions {
+            extra_controllers: [
+                "deployment-controller",
+                "replicaset-controller",
+                "endpointslice-controller",
+            ]
+            .map(String::from)
+            .to_vec(),
+            apiserver_args: Vec::new(),
+        }
+    }
+}
+
 /// A Kubernetes cluster for tests: either a local `kube-testplane` or an external one.
 pub struct TestCluster {
     config: Config,
@@ -101,8 +128,20 @@ impl TestCluster {
         }
     }
 
+    /// Whether `E2E_KUBECONFIG`/`KUBECONFIG` names a cluster that [`TestCluster::start`]
+    /// and [`TestCluster::shared`] use instead of a local control plane.
+    pub fn external_requested() -> bool {
+        external_kubeconfig().is_some()
+    }
+
     /// Starts a local `kube-testplane`, even when `KUBECONFIG` is set.
     pub async fn start_local() -> Result<TestCluster> {
+        Self::start_local_with(&LocalOptions::default()).await
+    }
+
+    /// Starts a local `kube-testplane` running more than the defaults, even when
+    /// `KUBECONFIG` is set.
+    pub async fn start_local_with(options: &LocalOptions) -> Result<TestCluster> {
         let dir = testplane_dir().await?;
         let bin = dir.join("kube-testplane");
         if !bin.is_file() {
@@ -124,9 +163,20 @@ impl TestCluster {
             File::create(&log_path).with_context(|| format!("creating {}", log_path.display()))?;
 
         let started = Instant::now();
-        let mut child = Command::new(&bin)
+        let mut command = Command::new(&bin);
+        command
             .arg("--exit-on-stdin-close=true")
-            .arg(format!("--ready-timeout={}s", READY_TIMEOUT.as_secs()))
+            .arg(format!("--ready-timeout={}s", READY_TIMEOUT.as_secs()));
+        if !options.extra_controllers.is_empty() {
+            command.arg(format!(
+                "--extra-controllers={}",
+                options.extra_controllers.join(",")
+            ));
+        }
+        if !options.apiserver_args.is_empty() {
+            command.arg("--").args(&options.apiserver_args);
+        }
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(log)

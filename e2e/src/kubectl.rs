@@ -66,6 +66,25 @@ impl KubectlRun {
         self
     }
 
+    /// Like [`KubectlRun::assert_success`], as an error (for tests that add diagnostics to
+    /// a failure instead of panicking).
+    pub fn ensure_success(&self) -> Result<&Self> {
+        anyhow::ensure!(self.success(), "expected success:\n{self}");
+        Ok(self)
+    }
+
+    /// An error unless it exited non-zero with every one of `needles` in stderr.
+    pub fn ensure_failure_with(&self, needles: &[&str]) -> Result<&Self> {
+        anyhow::ensure!(
+            self.code.is_some_and(|c| c != 0),
+            "expected a failure:\n{self}"
+        );
+        for n in needles {
+            anyhow::ensure!(self.stderr.contains(n), "stderr lacks {n:?}:\n{self}");
+        }
+        Ok(self)
+    }
+
     /// Parses stdout as JSON (for `-o json`).
     pub fn json(&self) -> Result<serde_json::Value> {
         serde_json::from_str(&self.stdout)

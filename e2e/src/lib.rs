@@ -20,7 +20,9 @@
 //! operator must already be installed there (e.g. from `manifests/`); otherwise the
 //! webhook scenarios are skipped with a message. [`TestCluster::kubectl_run`] runs kubectl as a
 //! user would and keeps its exit code and output; [`WebhookLatencies`] reads the apiserver's
-//! own webhook latency histograms.
+//! own webhook latency histograms; [`AuditLog`] has a local apiserver record every request of
+//! chosen users. [`TestCluster::start_local_with`] runs more of Kubernetes
+//! ([`LocalOptions::workloads`]: Deployments get pods, Services get EndpointSlices).
 //!
 //! The reconcile loop: [`TestKubelet`] stands in for the scheduler and kubelet (binds the
 //! operator's pods to a fake node, reports them running and ready, removes terminating ones
@@ -37,6 +39,7 @@
 //! * `NATS_OPERATOR_EXAMPLES`: the upstream examples (default
 //!   `../shared/fixtures/nats-operator-examples` next to the repository).
 
+pub mod audit;
 mod cluster;
 pub mod controller;
 pub mod fixtures;
@@ -48,10 +51,13 @@ mod namespace;
 pub mod natscluster;
 pub mod operator;
 pub mod podrun;
+pub mod realnats;
 pub mod scenario;
+pub mod storage;
 mod webhook;
 
-pub use cluster::{ReadyInfo, TestCluster};
+pub use audit::AuditLog;
+pub use cluster::{LocalOptions, ReadyInfo, TestCluster};
 pub use controller::{InProcessOperator, OperatorOptions};
 pub use kubectl::KubectlRun;
 pub use kubelet::TestKubelet;

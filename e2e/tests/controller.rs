@@ -1633,3 +1633,138 @@ async fn every_upstream_example_reconciles_to_its_rendered_children() -> Result<
     );
     Ok(())
 }
+
+/// `spec.pod.podMonitor`: without the Prometheus Operator's CRD the cluster still becomes
+/// Ready and a Warning Event says what is missing; with it, the PodMonitor follows the spec
+/// (selector, labels, interval, owner) and goes when `enabled` turns false.
+#[tokio::test]
+async fn pod_monitor_follows_the_spec_and_a_missing_crd_is_reported() -> Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{ApiResource, DynamicObject, PostParams};
+    let _s = scenario();
+    let Some(env) = setup("e2e-ctl-podmon").await? else {
+        return Ok(());
+    };
+    let crds: Api<CustomResourceDefinition> = Api::all(env.client.clone());
+    const CRD: &str = "podmonitors.monitoring.coreos.com";
+    let spec = |interval: &str, enabled: bool| {
+        format!(
+            "  size: 1\n  pod:\n    metrics:\n      enabled: true\n    podMonitor:\n      enabled: {enabled}\n      interval: {interval}\n      labels:\n        release: prom\n"
+        )
+    };
+    env.apply(&v1beta1("mon", &spec("30s", true)))?;
+    if let Err(e) = env.wait_ready("mon", 1).await {
+        bail!("{e:#}\n{}", env.diagnostics());
+    }
+    if crds.get_opt(CRD).await?.is_none() {
+        let events: Api<Event> = Api::namespaced(env.client.clone(), env.ns());
+        poll(
+            READY,
+            Duration::from_millis(200),
+            "PodMonitorUnavailable",
+            || async {
+                let found = events
+                    .list(&ListParams::default())
+                    .await?
+                    .items
+                    .iter()
+                    .any(|e| {
+                        e.reason.as_deref() == Some("PodMonitorUnavailable")
+                            && e.type_.as_deref() == Some("Warning")
+                    });
+                Ok(if found {
+                    Ok(())
+                } else {
+                    Err("no event".to_string())
+                })
+            },
+        )
+        .await?;
+        // The Prometheus Operator's CRD, reduced to what the apiserver needs.
+        let crd: CustomResourceDefinition = serde_json::from_value(json!({
+            "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+            "metadata": {"name": CRD},
+            "spec": {"group": "monitoring.coreos.com", "scope": "Namespaced",
+                "names": {"kind": "PodMonitor", "plural": "podmonitors", "singular": "podmonitor", "listKind": "PodMonitorList"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": true}}}]}
+        }))?;
+        match crds.create(&PostParams::default(), &crd).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(e)) if e.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+        poll(
+            READY,
+            Duration::from_millis(200),
+            "PodMonitor CRD established",
+            || async {
+                let c = crds.get(CRD).await?;
+                let established = c
+                    .status
+                    .and_then(|s| s.conditions)
+                    .unwrap_or_default()
+                    .iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True");
+                Ok(if established {
+                    Ok(())
+                } else {
+                    Err("not yet".to_string())
+                })
+            },
+        )
+        .await?;
+    }
+    // A spec change (the interval) reconciles; the PodMonitor is made as the spec says.
+    env.apply(&v1beta1("mon", &spec("15s", true)))?;
+    let ar = ApiResource {
+        group: "monitoring.coreos.com".into(),
+        version: "v1".into(),
+        api_version: "monitoring.coreos.com/v1".into(),
+        kind: "PodMonitor".into(),
+        plural: "podmonitors".into(),
+    };
+    let monitors: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), env.ns(), &ar);
+    let pm = poll(
+        READY,
+        Duration::from_millis(200),
+        "PodMonitor mon",
+        || async {
+            Ok(match monitors.get_opt("mon").await? {
+                Some(pm) if pm.data["spec"]["podMetricsEndpoints"][0]["interval"] == "15s" => {
+                    Ok(pm)
+                }
+                other => Err(format!("{other:?}")),
+            })
+        },
+    )
+    .await?;
+    assert_eq!(
+        pm.data["spec"]["selector"]["matchLabels"]["nats_cluster"],
+        "mon"
+    );
+    assert_eq!(pm.data["spec"]["podMetricsEndpoints"][0]["port"], "metrics");
+    assert_eq!(pm.labels().get("release").map(String::as_str), Some("prom"));
+    let cluster_uid = env.clusters().get("mon").await?.uid();
+    assert!(
+        pm.owner_references()
+            .iter()
+            .any(|o| Some(&o.uid) == cluster_uid.as_ref()),
+        "owned by the NatsCluster"
+    );
+    // enabled: false removes it.
+    env.apply(&v1beta1("mon", &spec("15s", false)))?;
+    poll(
+        READY,
+        Duration::from_millis(200),
+        "PodMonitor deleted",
+        || async {
+            Ok(match monitors.get_opt("mon").await? {
+                None => Ok(()),
+                Some(_) => Err("still there".to_string()),
+            })
+        },
+    )
+    .await?;
+    Ok(())
+}

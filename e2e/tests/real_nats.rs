@@ -12,135 +12,15 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Patch, PatchParams};
-use kube::{Api, Client};
-use nats_operator::api::v1beta1::NatsCluster;
+use kube::Api;
 use nats_operator_e2e::monitor;
-use nats_operator_e2e::natscluster::{poll, wait_for_default_service_account, wait_ready};
-use nats_operator_e2e::podrun::{self, ProcessKubelet, ServiceProxy};
-use nats_operator_e2e::scenario::scenario;
-use nats_operator_e2e::{
-    InProcessOperator, NatsOperator, OperatorOptions, TestCluster, TestNamespace,
+use nats_operator_e2e::natscluster::poll;
+use nats_operator_e2e::podrun::{self, ServiceProxy};
+use nats_operator_e2e::realnats::{
+    entered_lame_duck, members, setup, setup_with, v1beta1, wait_full_mesh,
 };
+use nats_operator_e2e::scenario::scenario;
 use serde_json::json;
-
-/// From apply to Ready on 2 busy cores (start-up probes every 5 s, lame ducks).
-const READY: Duration = Duration::from_secs(120);
-
-/// One scenario's world; fields drop in order (operator, then kubelet, then namespace).
-struct Env {
-    operator: Option<InProcessOperator>,
-    kubelet: ProcessKubelet,
-    cluster: &'static TestCluster,
-    client: Client,
-    ns: TestNamespace,
-}
-
-impl Env {
-    fn ns(&self) -> &str {
-        self.ns.name()
-    }
-
-    fn apply(&self, manifest: &str) -> Result<()> {
-        self.cluster
-            .kubectl_run_stdin(&["apply", "-n", self.ns(), "-f", "-"], Some(manifest))?
-            .assert_success();
-        Ok(())
-    }
-
-    async fn patch_spec(&self, name: &str, spec: serde_json::Value) -> Result<()> {
-        let api: Api<NatsCluster> = Api::namespaced(self.client.clone(), self.ns());
-        api.patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": spec })),
-        )
-        .await
-        .with_context(|| format!("patching {name}"))?;
-        Ok(())
-    }
-
-    async fn wait_ready(&self, name: &str, size: i32) -> Result<NatsCluster> {
-        wait_ready(&self.client, self.ns(), name, size, READY).await
-    }
-
-    /// Every server's log and the operator's requests, for failure messages.
-    async fn diagnostics(&self, cluster: &str, size: u32) -> String {
-        let mut out = format!("kubelet: {:?}\n", self.kubelet.stats());
-        let pods: Api<Pod> = Api::namespaced(self.client.clone(), self.ns());
-        for p in pods
-            .list(&Default::default())
-            .await
-            .map(|l| l.items)
-            .unwrap_or_default()
-        {
-            let st = p.status.clone().unwrap_or_default();
-            out += &format!(
-                "pod {}: phase {:?} ip {:?} containers {}\n",
-                p.metadata.name.clone().unwrap_or_default(),
-                st.phase,
-                st.pod_ip,
-                serde_json::to_string(&st.container_statuses).unwrap_or_default()
-            );
-        }
-        out += "operator requests:\n";
-        if let Some(op) = &self.operator {
-            for r in op.requests().all().iter().take(40) {
-                out += &format!("  {r}\n");
-            }
-            out += &op.metrics().encode();
-        }
-        for m in members(cluster, size) {
-            out += &self.kubelet.logs(self.ns(), &m, "nats");
-        }
-        out
-    }
-
-    fn monitoring(&self, pod: &str) -> Option<SocketAddr> {
-        self.kubelet
-            .pod_ip(self.ns(), pod)
-            .map(|ip| SocketAddr::from((ip, 8222)))
-    }
-}
-
-async fn setup(prefix: &str) -> Result<Option<Env>> {
-    setup_with(prefix, true).await
-}
-
-async fn setup_with(prefix: &str, with_operator: bool) -> Result<Option<Env>> {
-    let Some(op) = NatsOperator::shared().await? else {
-        return Ok(None);
-    };
-    let cluster = op.cluster();
-    if cluster.is_external() {
-        eprintln!(
-            "SKIPPED: real-NATS scenarios run pods as local processes; not against E2E_KUBECONFIG"
-        );
-        return Ok(None);
-    }
-    if let Some(why) = podrun::unavailable_reason() {
-        bail!("the real-NATS scenarios need the process kubelet: {why}");
-    }
-    let ns = TestNamespace::create(cluster, prefix).await?;
-    let client = cluster.client()?;
-    wait_for_default_service_account(&client, ns.name()).await?;
-    let kubelet = ProcessKubelet::start(cluster, &[ns.name()])?;
-    let operator = if with_operator {
-        Some(InProcessOperator::start(
-            cluster,
-            OperatorOptions::namespace(ns.name()),
-        )?)
-    } else {
-        None
-    };
-    Ok(Some(Env {
-        operator,
-        kubelet,
-        cluster,
-        client,
-        ns,
-    }))
-}
 
 /// Server errors a client reports (permissions violations arrive this way).
 type ErrorEvents = tokio::sync::mpsc::UnboundedReceiver<String>;
@@ -169,74 +49,6 @@ async fn saw_permissions_violation(events: &mut ErrorEvents) -> bool {
     })
     .await
     .unwrap_or(false)
-}
-
-fn members(cluster: &str, n: u32) -> Vec<String> {
-    (1..=n).map(|i| format!("{cluster}-{i:x}")).collect()
-}
-
-fn v1beta1(name: &str, spec: &str) -> String {
-    format!(
-        "apiVersion: nats.io/v1beta1\nkind: NatsCluster\nmetadata:\n  name: {name}\nspec:\n{spec}"
-    )
-}
-
-/// The Go operator's `WaitUntilFullMeshWithVersion`: every member's `/varz` reports
-/// `version` and its `/routez` shows routes to the `size-1` other members (distinct remote
-/// server ids: 2.10+ pools several connections per peer), and no route to anything else.
-async fn wait_full_mesh(env: &Env, cluster: &str, size: u32, version: &str) -> Result<Duration> {
-    let t0 = Instant::now();
-    let names = members(cluster, size);
-    poll(
-        READY,
-        Duration::from_millis(250),
-        &format!("{cluster}: full mesh of {size} on {version}"),
-        || {
-            let names = names.clone();
-            async move {
-                let mut ids = BTreeSet::new();
-                let mut remote_sets = Vec::new();
-                for m in &names {
-                    let Some(addr) = env.monitoring(m) else {
-                        return Ok(Err(format!("{m}: no pod IP yet")));
-                    };
-                    let varz = match monitor::get_json(addr, "/varz").await {
-                        Ok(v) => v,
-                        Err(e) => return Ok(Err(format!("{m}: {e:#}"))),
-                    };
-                    if varz["version"] != version {
-                        return Ok(Err(format!("{m}: version {}", varz["version"])));
-                    }
-                    ids.insert(varz["server_id"].as_str().unwrap_or_default().to_string());
-                    let routez = match monitor::get_json(addr, "/routez").await {
-                        Ok(v) => v,
-                        Err(e) => return Ok(Err(format!("{m}: {e:#}"))),
-                    };
-                    let remotes: BTreeSet<String> = routez["routes"]
-                        .as_array()
-                        .map(|r| {
-                            r.iter()
-                                .filter_map(|x| x["remote_id"].as_str().map(str::to_string))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    remote_sets.push((m.clone(), remotes));
-                }
-                for (m, remotes) in &remote_sets {
-                    if remotes.len() != size as usize - 1 || !remotes.is_subset(&ids) {
-                        return Ok(Err(format!(
-                            "{m}: routes to {} servers ({remotes:?}), want {}",
-                            remotes.len(),
-                            size - 1
-                        )));
-                    }
-                }
-                Ok(Ok(()))
-            }
-        },
-    )
-    .await?;
-    Ok(t0.elapsed())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -302,13 +114,6 @@ async fn rendered_children_applied_directly_form_a_mesh() -> Result<()> {
     Ok(())
 }
 
-/// Server log lines of every incarnation of `pod`.
-fn entered_lame_duck(env: &Env, pod: &str) -> bool {
-    env.kubelet
-        .logs(env.ns(), pod, "nats")
-        .contains("Entering lame duck mode")
-}
-
 /// A rolling upgrade between the two real server versions (Debian's 2.9 and the PyPI
 /// release), with clients connected through the client Service: a requester sends a
 /// request every 20 ms to two responders (a queue group) for the whole roll; every request
@@ -367,8 +172,9 @@ async fn rolling_upgrade_loses_no_request_reply() -> Result<()> {
             tokio::spawn(async move {
                 // Core NATS request-reply is at most once: a request in flight on a
                 // connection that lame duck closes is gone. Users retry idempotent
-                // requests; so does this client (3 attempts), and what counts is a request
-                // that never got its reply. First-attempt failures are reported too.
+                // requests; so does this client (5 attempts: a reconnect through the
+                // Service can outlast two 2 s timeouts), and what counts is a request that
+                // never got its reply. First-attempt failures are reported too.
                 let (mut ok, mut errors, mut retried) = (0u64, Vec::new(), 0u64);
                 let mut n = 0u64;
                 while !stop.load(std::sync::atomic::Ordering::Relaxed) {
@@ -376,7 +182,7 @@ async fn rolling_upgrade_loses_no_request_reply() -> Result<()> {
                     let body = n.to_string();
                     let mut last = String::new();
                     let mut answered = false;
-                    for attempt in 0..3 {
+                    for attempt in 0..5 {
                         match c.request("echo", body.clone().into()).await {
                             Ok(m) if m.payload == body.as_bytes() => {
                                 answered = true;

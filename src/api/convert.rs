@@ -594,6 +594,7 @@ pub fn spec_up_owned(s: a::ClusterSpec) -> b::NatsClusterSpec {
     });
     let pod = s.pod.unwrap_or_default();
     let pod_b = non_empty(b::PodPolicy {
+        pod_monitor: None,
         labels: pod.labels,
         annotations: pod.annotations,
         node_selector: pod.node_selector,
@@ -650,6 +651,7 @@ pub fn spec_up_owned(s: a::ClusterSpec) -> b::NatsClusterSpec {
         })
     };
     let tls = non_empty(b::Tls {
+        mqtt: None,
         client: non_empty(b::ClientTls {
             secret: t.server_secret,
             ca_file: t.server_secret_ca_file_name,
@@ -693,7 +695,9 @@ pub fn spec_up_owned(s: a::ClusterSpec) -> b::NatsClusterSpec {
     });
     let op = s.operator_config.unwrap_or_default();
     let auth_b = non_empty(b::Auth {
+        accounts: None,
         clients: non_empty(b::ClientAuth {
+            no_auth_user: String::new(),
             service_accounts: auth.enable_service_accounts,
             secret: auth.clients_auth_secret,
             file: auth.clients_auth_file,
@@ -728,6 +732,7 @@ pub fn spec_up_owned(s: a::ClusterSpec) -> b::NatsClusterSpec {
         }),
     });
     b::NatsClusterSpec {
+        mqtt: None,
         size: s.size,
         version: s.version,
         image: s.server_image,

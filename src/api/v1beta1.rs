@@ -123,6 +123,9 @@ pub struct NatsClusterSpec {
     /// JetStream with per-member storage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jetstream: Option<JetStream>,
+    /// MQTT listener (needs JetStream).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<Mqtt>,
 }
 
 /// `spec.config`: server settings.
@@ -230,6 +233,9 @@ pub struct PodPolicy {
     /// Prometheus exporter sidecar on port 7777.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics: Option<Sidecar>,
+    /// A Prometheus Operator `PodMonitor` for the exporter (needs `metrics`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pod_monitor: Option<PodMonitor>,
     /// PodDisruptionBudget of the cluster (on by default, `maxUnavailable: 1`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub disruption_budget: Option<DisruptionBudget>,
@@ -251,6 +257,23 @@ pub struct HostPorts {
     /// Expose the websocket port on the node (default true).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub websocket: Option<bool>,
+}
+
+/// `spec.pod.podMonitor`: a `monitoring.coreos.com/v1` PodMonitor named like the
+/// cluster, scraping the exporter's `metrics` port.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PodMonitor {
+    /// Create the PodMonitor.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub enabled: bool,
+    /// Labels of the PodMonitor (what a Prometheus `podMonitorSelector` matches).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[schemars(schema_with = "string_map")]
+    pub labels: BTreeMap<String, String>,
+    /// Scrape interval, such as `30s` (default: Prometheus's).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub interval: String,
 }
 
 /// A helper container of the NATS pods.
@@ -307,6 +330,9 @@ pub struct Tls {
     /// TLS for websocket; needs `spec.websocket`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub websocket: Option<ListenerTls>,
+    /// TLS for MQTT; needs `spec.mqtt`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mqtt: Option<ListenerTls>,
     /// Serve monitoring over HTTPS with the client certificate.
     #[serde(default, skip_serializing_if = "is_false")]
     pub https_monitoring: bool,
@@ -384,6 +410,20 @@ pub struct Auth {
     /// Decentralized JWT authentication.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub jwt: Option<JwtAuth>,
+    /// Accounts (multi-tenancy) from a Secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accounts: Option<AccountsAuth>,
+}
+
+/// `spec.auth.accounts`: the `accounts` block of `nats.conf`, from a Secret.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccountsAuth {
+    /// Secret whose one key holds the accounts as JSON, as `nats.conf` spells them:
+    /// `{"TEAM_A": {"users": [{"user": "a", "password": "..."}], "jetstream": "enabled"}}`.
+    /// Changes reach running servers by reload.
+    #[serde(default)]
+    pub secret: String,
 }
 
 /// Client authentication sources. When several are set, `serviceAccounts` wins, then
@@ -403,6 +443,10 @@ pub struct ClientAuth {
     /// Authentication timeout in seconds.
     #[serde(default, skip_serializing_if = "is_zero_i32")]
     pub timeout: i32,
+    /// Clients that connect without credentials are this user (`no_auth_user`); it must
+    /// be one of the users of `secret`, `file` or `spec.auth.accounts`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub no_auth_user: String,
 }
 
 /// Credentials from a Secret holding the authorization as JSON.
@@ -564,6 +608,29 @@ pub struct JetStream {
     /// File store on one PersistentVolumeClaim per member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_storage: Option<FileStorage>,
+    /// How long a rollout or scale-down waits for the other members' JetStream to be
+    /// current before it reports `Degraded` (it keeps waiting: it never stops a member
+    /// while data is catching up). A duration such as `10m` (default).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub catch_up_timeout: String,
+}
+
+/// `spec.mqtt`: the MQTT listener. MQTT sessions live in JetStream, so it needs
+/// `spec.jetstream`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Mqtt {
+    /// MQTT listen port (default 1883).
+    #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[schemars(range(min = 0, max = 65535))]
+    pub port: i32,
+    /// How long the server waits for a QoS 1 acknowledgement, a duration such as `30s`.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub ack_wait: String,
+    /// Most unacknowledged QoS 1 messages per subscription.
+    #[serde(default, skip_serializing_if = "is_zero_i32")]
+    #[schemars(range(min = 0, max = 65535))]
+    pub max_ack_pending: i32,
 }
 
 /// JetStream file storage on a PersistentVolumeClaim per member.

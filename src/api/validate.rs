@@ -18,6 +18,8 @@ pub const CLUSTER_PORT: i32 = 6222;
 pub const MONITORING_PORT: i32 = 8222;
 /// Prometheus exporter port.
 pub const METRICS_PORT: i32 = 7777;
+/// Default MQTT port.
+pub const MQTT_PORT: i32 = 1883;
 /// Largest `max_payload` nats-server accepts (64 MiB).
 pub const MAX_PAYLOAD_LIMIT: i64 = 64 * 1024 * 1024;
 /// Pod labels the operator owns.
@@ -471,6 +473,16 @@ fn check_pod(r: &mut Report, pod: &b::PodPolicy) {
     }
     check_sidecar(r, "spec.pod.configReloader", &pod.config_reloader);
     check_sidecar(r, "spec.pod.metrics", &pod.metrics);
+    if let Some(pm) = pod.pod_monitor.as_ref().filter(|m| m.enabled) {
+        if !pod.metrics.as_ref().is_some_and(|m| m.enabled) {
+            r.err(FieldError::required(
+                "spec.pod.metrics.enabled",
+                "spec.pod.podMonitor scrapes the exporter: enable spec.pod.metrics",
+            ));
+        }
+        check_labels(r, "spec.pod.podMonitor.labels", &pm.labels);
+        check_duration(r, "spec.pod.podMonitor.interval", &pm.interval, true);
+    }
     check_sidecar(r, "spec.pod.externalAdvertise", &pod.external_advertise);
     for (i, m) in pod.volume_mounts.iter().enumerate() {
         if !m.mount_path.starts_with('/') {
@@ -615,6 +627,7 @@ fn check_tls(r: &mut Report, s: &b::NatsClusterSpec) {
             s.websocket.is_some(),
             "spec.websocket",
         ),
+        (&t.mqtt, "spec.tls.mqtt", s.mqtt.is_some(), "spec.mqtt"),
     ] {
         let Some(l) = l else { continue };
         if !configured {
@@ -655,6 +668,33 @@ fn check_auth(r: &mut Report, s: &b::NatsClusterSpec) {
         ));
     }
     let Some(auth) = &s.auth else { return };
+    if let Some(a) = &auth.accounts {
+        if a.secret.is_empty() {
+            r.err(FieldError::required(
+                "spec.auth.accounts.secret",
+                "name the Secret holding the accounts as JSON",
+            ));
+        } else if !names::is_dns1123_subdomain(&a.secret) {
+            r.err(FieldError::invalid(
+                "spec.auth.accounts.secret",
+                a.secret.clone(),
+                "must be a Secret name",
+            ));
+        }
+    }
+    if let Some(c) = &auth.clients
+        && !c.no_auth_user.is_empty()
+        && !c.service_accounts
+        && c.secret.is_empty()
+        && c.file.is_empty()
+        && auth.accounts.is_none()
+    {
+        r.err(FieldError::invalid(
+            "spec.auth.clients.noAuthUser",
+            c.no_auth_user.clone(),
+            "names a user, but no users are configured: set spec.auth.clients.secret, spec.auth.clients.file or spec.auth.accounts",
+        ));
+    }
     if let Some(c) = &auth.clients {
         let sources = [c.service_accounts, !c.secret.is_empty(), !c.file.is_empty()]
             .iter()
@@ -921,6 +961,20 @@ fn check_listeners(r: &mut Report, s: &b::NatsClusterSpec, pod: &b::PodPolicy) {
             true,
         );
     }
+    if let Some(m) = &s.mqtt {
+        let port = if m.port == 0 { MQTT_PORT } else { m.port };
+        check_port(r, "spec.mqtt.port", port, &mut used);
+        check_duration(r, "spec.mqtt.ackWait", &m.ack_wait, true);
+        if s.jetstream
+            .as_ref()
+            .is_none_or(|j| j.enabled == Some(false))
+        {
+            r.err(FieldError::required(
+                "spec.jetstream",
+                "MQTT keeps its sessions and retained messages in JetStream: set spec.jetstream or remove spec.mqtt",
+            ));
+        }
+    }
 }
 
 /// `{path}[i].url` for the first URL of a remote (`j == 0`), else `{path}[i].urls[j-1]`.
@@ -932,9 +986,41 @@ fn url_field(path: &str, i: usize, j: usize) -> String {
 }
 
 fn check_jetstream(r: &mut Report, s: &b::NatsClusterSpec, old: Option<&b::NatsClusterSpec>) {
-    let Some(js) = &s.jetstream else { return };
-    if js.enabled == Some(false) {
+    let old_js = old
+        .and_then(|o| o.jetstream.as_ref())
+        .filter(|j| j.enabled != Some(false));
+    let js = s.jetstream.as_ref().filter(|j| j.enabled != Some(false));
+    let Some(js) = js else {
+        if old_js.is_some() {
+            r.warn("spec.jetstream: turning JetStream off stops every stream; data stays on the volumes");
+        }
         return;
+    };
+    if old_js.is_some_and(|o| o.file_storage.is_some()) && js.file_storage.is_none() {
+        r.err(FieldError::forbidden(
+            "spec.jetstream.fileStorage",
+            "cannot be removed while members keep their streams on volumes: the servers would restart on empty storage",
+        ));
+    }
+    check_duration(
+        r,
+        "spec.jetstream.catchUpTimeout",
+        &js.catch_up_timeout,
+        true,
+    );
+    if let (Some(mem), Some(limit)) = (
+        js.memory_storage
+            .as_ref()
+            .and_then(|q| names::parse_quantity(&q.0)),
+        s.pod
+            .as_ref()
+            .and_then(|p| p.resources.as_ref())
+            .and_then(|r| r.limits.as_ref())
+            .and_then(|l| l.get("memory"))
+            .and_then(|q| names::parse_quantity(&q.0)),
+    ) && mem > limit * 0.75
+    {
+        r.warn("spec.jetstream.memoryStorage is over 75% of the nats container's memory limit: the server may be OOM-killed");
     }
     if s.size > 0 && s.size % 2 == 0 {
         r.warn(format!(

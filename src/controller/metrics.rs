@@ -1,5 +1,6 @@
 //! Operator metrics in the Prometheus text format: reconciles (count, duration, errors by
-//! reason) and per-cluster desired and ready members.
+//! reason) and per cluster: desired and ready members, and whether it is Ready and
+//! Degraded (1 or 0, for alerts).
 
 use std::sync::Mutex;
 use std::time::Instant;
@@ -35,6 +36,21 @@ pub struct Metrics {
     duration: Histogram,
     ready: Family<ClusterLabels, Gauge>,
     desired: Family<ClusterLabels, Gauge>,
+    is_ready: Family<ClusterLabels, Gauge>,
+    degraded: Family<ClusterLabels, Gauge>,
+}
+
+/// What [`Metrics::observe_cluster`] records about one cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterHealth {
+    /// Ready members.
+    pub ready_members: i32,
+    /// `spec.size`.
+    pub desired_members: i32,
+    /// The `Ready` condition is true.
+    pub ready: bool,
+    /// The `Degraded` condition is true.
+    pub degraded: bool,
 }
 
 impl Default for Metrics {
@@ -45,6 +61,18 @@ impl Default for Metrics {
         let duration = Histogram::new(exponential_buckets(0.001, 2.0, 14));
         let ready = Family::<ClusterLabels, Gauge>::default();
         let desired = Family::<ClusterLabels, Gauge>::default();
+        let is_ready = Family::<ClusterLabels, Gauge>::default();
+        let degraded = Family::<ClusterLabels, Gauge>::default();
+        registry.register(
+            "cluster_ready",
+            "1 while the NatsCluster's Ready condition is true",
+            is_ready.clone(),
+        );
+        registry.register(
+            "cluster_degraded",
+            "1 while the NatsCluster's Degraded condition is true",
+            degraded.clone(),
+        );
         registry.register("reconciles", "Reconciles started", reconciles.clone());
         registry.register(
             "reconcile_failures",
@@ -73,6 +101,8 @@ impl Default for Metrics {
             duration,
             ready,
             desired,
+            is_ready,
+            degraded,
         }
     }
 }
@@ -106,14 +136,22 @@ impl Metrics {
             })
             .inc();
     }
-    /// Records a cluster's ready and desired members.
-    pub fn observe_cluster(&self, namespace: &str, cluster: &str, ready: i32, desired: i32) {
+    /// Records a cluster's members and conditions.
+    pub fn observe_cluster(&self, namespace: &str, cluster: &str, h: ClusterHealth) {
         let labels = ClusterLabels {
             namespace: namespace.into(),
             cluster: cluster.into(),
         };
-        self.ready.get_or_create(&labels).set(i64::from(ready));
-        self.desired.get_or_create(&labels).set(i64::from(desired));
+        self.ready
+            .get_or_create(&labels)
+            .set(i64::from(h.ready_members));
+        self.desired
+            .get_or_create(&labels)
+            .set(i64::from(h.desired_members));
+        self.is_ready.get_or_create(&labels).set(i64::from(h.ready));
+        self.degraded
+            .get_or_create(&labels)
+            .set(i64::from(h.degraded));
     }
     /// Forgets a deleted cluster.
     pub fn forget_cluster(&self, namespace: &str, cluster: &str) {
@@ -123,6 +161,8 @@ impl Metrics {
         };
         self.ready.remove(&labels);
         self.desired.remove(&labels);
+        self.is_ready.remove(&labels);
+        self.degraded.remove(&labels);
     }
     /// The metrics in the OpenMetrics text format.
     pub fn encode(&self) -> String {
@@ -131,5 +171,33 @@ impl Metrics {
             let _ = prometheus_client::encoding::text::encode(&mut out, &registry);
         }
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_cluster_health_is_exported_and_forgotten() {
+        let m = Metrics::default();
+        let h = ClusterHealth {
+            ready_members: 2,
+            desired_members: 3,
+            ready: false,
+            degraded: true,
+        };
+        m.observe_cluster("ns", "c", h);
+        let text = m.encode();
+        for line in [
+            r#"nats_operator_cluster_ready_members{namespace="ns",cluster="c"} 2"#,
+            r#"nats_operator_cluster_desired_members{namespace="ns",cluster="c"} 3"#,
+            r#"nats_operator_cluster_ready{namespace="ns",cluster="c"} 0"#,
+            r#"nats_operator_cluster_degraded{namespace="ns",cluster="c"} 1"#,
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
+        m.forget_cluster("ns", "c");
+        assert!(!m.encode().contains(r#"cluster="c""#));
     }
 }

@@ -8,12 +8,14 @@
 //! their changes.
 
 pub mod cache;
+pub mod health;
 pub mod leader;
 pub mod metrics;
 pub mod plan;
 pub mod reconcile;
 pub mod service_roles;
 pub mod status;
+pub mod storage;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -123,6 +125,7 @@ pub async fn run_with(
         paths: Paths::default(),
         metrics,
         scope: caches.scope().clone(),
+        catch_up: Default::default(),
     });
     let sweeper = tokio::spawn(sweep_orphaned_tokens(
         client.clone(),

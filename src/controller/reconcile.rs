@@ -20,6 +20,7 @@ use serde_json::{Value, json};
 use super::plan::{Action, DeleteReason, MemberPod, Observed, Phase, plan};
 use super::service_roles;
 use super::status::{StatusInput, next_status};
+use super::storage::{Claim, VolumeAction, volume_actions};
 use crate::api::v1alpha2::NatsServiceRole;
 use crate::api::v1beta1::NatsCluster;
 use crate::render::{self, AuthInputs, ClusterMeta, POD_SPEC_HASH_ANNOTATION, Paths, labels};
@@ -87,7 +88,22 @@ pub struct Context {
     /// The namespaces the operator manages (where ServiceAccounts of service roles may
     /// live).
     pub scope: super::Scope,
+    /// Since when each cluster (by uid) has waited for JetStream to be current before
+    /// a voluntary stop, and whether that was reported.
+    pub catch_up: std::sync::Mutex<BTreeMap<String, CatchUpWait>>,
 }
+
+/// A wait for JetStream data to be current (see [`Context::catch_up`]).
+#[derive(Debug, Clone, Copy)]
+pub struct CatchUpWait {
+    /// When the wait began.
+    pub since: std::time::Instant,
+    /// The timeout was reported (Event) already.
+    pub reported: bool,
+}
+
+/// `spec.jetstream.catchUpTimeout` when it is not set.
+pub const DEFAULT_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// True when every field of `desired` has the same value in `existing` (the apiserver
 /// adds defaults, so a strict equality would see a change every time).
@@ -276,6 +292,10 @@ pub async fn reconcile(cluster: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<R
                 auth.gateway =
                     auth_json(&ctx.client, &ns, &gw.secret, "spec.auth.gateway.secret").await?;
             }
+            if let Some(acc) = auth_spec.accounts.as_ref() {
+                auth.accounts =
+                    auth_json(&ctx.client, &ns, &acc.secret, "spec.auth.accounts.secret").await?;
+            }
             actions_taken +=
                 service_roles::remove_stale_tokens(&ctx, &cluster, &meta, &tokens).await?;
             Ok(())
@@ -350,6 +370,7 @@ pub async fn reconcile(cluster: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<R
                     }
                 }
             }
+            actions_taken += reconcile_pod_monitor(&ctx, &cluster, &meta).await?;
             // Desired pods and their hashes, per existing member index.
             let mut desired: BTreeMap<String, String> = BTreeMap::new();
             for p in &pods {
@@ -368,11 +389,18 @@ pub async fn reconcile(cluster: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<R
                 .iter()
                 .map(|p| member_view(&meta.name, p, desired.get(&p.name_any())))
                 .collect();
-            let decision = plan(&Observed {
+            let mut decision = plan(&Observed {
                 size,
                 paused: false,
                 pods: views,
             });
+            let jetstream = render::jetstream_enabled(spec)
+                && crate::api::version::parse(&spec.version)
+                    .map(|v| v.supports_jetstream())
+                    .unwrap_or(true);
+            if jetstream {
+                catch_up_gate(&ctx, &cluster, &pods, &mut decision, &mut degraded).await;
+            }
             let pod_api: Api<Pod> = Api::namespaced(ctx.client.clone(), &ns);
             for action in &decision.actions {
                 match action {
@@ -454,6 +482,10 @@ pub async fn reconcile(cluster: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<R
                 }
                 actions_taken += 1;
             }
+            if jetstream && degraded.is_none() {
+                actions_taken +=
+                    reconcile_volumes(&ctx, &cluster, &meta, &pods, size, &mut degraded).await?;
+            }
             phase = decision.phase;
         }
     }
@@ -505,13 +537,329 @@ pub async fn reconcile(cluster: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<R
             meta.name
         )))?;
     }
-    ctx.metrics
-        .observe_cluster(&ns, &meta.name, next.ready_replicas, spec.size);
+    ctx.metrics.observe_cluster(
+        &ns,
+        &meta.name,
+        super::metrics::ClusterHealth {
+            ready_members: next.ready_replicas,
+            desired_members: spec.size,
+            ready: condition_true(&next, "Ready"),
+            degraded: condition_true(&next, "Degraded"),
+        },
+    );
     Ok(match (&phase, actions_taken, &degraded) {
+        (_, _, Some((JETSTREAM_NOT_CURRENT, _))) => Requeue::requeue(Duration::from_secs(5)),
         (_, _, Some(_)) => Requeue::requeue(Duration::from_secs(30)),
         (Phase::Progressing(_), _, _) => Requeue::requeue(Duration::from_secs(5)),
         _ => Requeue::requeue(Duration::from_secs(300)),
     })
+}
+
+fn condition_true(status: &crate::api::v1beta1::NatsClusterStatus, type_: &str) -> bool {
+    status
+        .conditions
+        .iter()
+        .any(|c| c.type_ == type_ && c.status == "True")
+}
+
+/// Degraded reason while a voluntary stop waits past `catchUpTimeout`.
+pub const JETSTREAM_NOT_CURRENT: &str = "JetStreamNotCurrent";
+
+/// Before a voluntary stop (rollout or scale-down) of a JetStream member, every other
+/// live member must say its JetStream is current (`/healthz`, `/jsz` meta leader);
+/// otherwise the stop waits. Past `catchUpTimeout` the cluster is `Degraded` (one
+/// Warning Event) and still waits: stopping a member then could lose quorum or data.
+async fn catch_up_gate(
+    ctx: &Context,
+    cluster: &NatsCluster,
+    pods: &[Arc<Pod>],
+    decision: &mut super::plan::Plan,
+    degraded: &mut Option<(&'static str, String)>,
+) {
+    let Some(target) = decision.actions.iter().find_map(|a| match a {
+        Action::Delete {
+            pod,
+            reason: DeleteReason::Rollout | DeleteReason::ScaleDown,
+        } => Some(pod.clone()),
+        _ => None,
+    }) else {
+        return;
+    };
+    let spec = &cluster.spec;
+    let https = spec.tls.as_ref().is_some_and(|t| t.https_monitoring);
+    let mut blocked = None;
+    for p in pods
+        .iter()
+        .filter(|p| p.name_any() != target && p.metadata.deletion_timestamp.is_none())
+    {
+        let name = p.name_any();
+        let Some(ip) = p.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
+            blocked = Some(format!("{name} has no pod IP yet"));
+            break;
+        };
+        if let Err(why) = super::health::verdict(&name, &super::health::check(&ip, https).await) {
+            blocked = Some(why);
+            break;
+        }
+    }
+    let key = cluster.metadata.uid.clone().unwrap_or_default();
+    let Some(why) = blocked else {
+        if let Ok(mut waits) = ctx.catch_up.lock() {
+            waits.remove(&key);
+        }
+        return;
+    };
+    decision.actions.clear();
+    let msg = format!("waiting for JetStream to be current before stopping {target}: {why}");
+    let timeout = spec
+        .jetstream
+        .as_ref()
+        .and_then(|j| crate::api::duration::parse(&j.catch_up_timeout))
+        .unwrap_or(DEFAULT_CATCH_UP_TIMEOUT);
+    let (waited, report) = match ctx.catch_up.lock() {
+        Ok(mut waits) => {
+            let w = waits.entry(key).or_insert(CatchUpWait {
+                since: std::time::Instant::now(),
+                reported: false,
+            });
+            let waited = w.since.elapsed();
+            let report = waited > timeout && !w.reported;
+            if report {
+                w.reported = true;
+            }
+            (waited, report)
+        }
+        Err(_) => (Duration::ZERO, false),
+    };
+    if waited > timeout {
+        let long = format!(
+            "{msg} (waited {}s, catchUpTimeout is {}s; nothing is stopped until it is current)",
+            waited.as_secs(),
+            timeout.as_secs()
+        );
+        if report {
+            event(
+                ctx,
+                cluster,
+                EventType::Warning,
+                JETSTREAM_NOT_CURRENT,
+                "Rollout",
+                long.clone(),
+            )
+            .await;
+        }
+        *degraded = Some((JETSTREAM_NOT_CURRENT, long));
+    }
+    decision.phase = Phase::Progressing(msg);
+}
+
+/// Creates or updates the PodMonitor of `spec.pod.podMonitor`, and deletes it when
+/// `enabled` turns false. Without the Prometheus Operator's CRDs a Warning Event says
+/// so and nothing else changes.
+async fn reconcile_pod_monitor(
+    ctx: &Context,
+    cluster: &NatsCluster,
+    meta: &ClusterMeta,
+) -> Result<usize, Error> {
+    let Some(pm) = cluster
+        .spec
+        .pod
+        .as_ref()
+        .and_then(|p| p.pod_monitor.as_ref())
+    else {
+        return Ok(0);
+    };
+    let ar = kube::discovery::ApiResource {
+        group: "monitoring.coreos.com".into(),
+        version: "v1".into(),
+        api_version: render::monitor::POD_MONITOR_API_VERSION.into(),
+        kind: "PodMonitor".into(),
+        plural: "podmonitors".into(),
+    };
+    let api: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(ctx.client.clone(), &meta.namespace, &ar);
+    let what = format!("PodMonitor {}/{}", meta.namespace, meta.name);
+    let desired = render::pod_monitor(&cluster.spec, meta);
+    let existing = match api.get_opt(&meta.name).await {
+        Ok(e) => e,
+        // Not a Status "NotFound": the kind itself is not installed.
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            if desired.is_some() {
+                pod_monitor_unavailable(ctx, cluster).await;
+            }
+            return Ok(0);
+        }
+        Err(e) => return Err(kube_err(format!("get {what}"))(e)),
+    };
+    let Some(desired) = desired else {
+        if pm.enabled || existing.is_none() {
+            return Ok(0);
+        }
+        match api.delete(&meta.name, &DeleteParams::default()).await {
+            Ok(_) => return Ok(1),
+            Err(kube::Error::Api(e)) if e.code == 404 => return Ok(0),
+            Err(e) => return Err(kube_err(format!("delete {what}"))(e)),
+        }
+    };
+    if existing
+        .as_ref()
+        .is_some_and(|e| is_subset(&desired, &serde_json::to_value(e).unwrap_or_default()))
+    {
+        return Ok(0);
+    }
+    match api
+        .patch(
+            &meta.name,
+            &PatchParams::apply(MANAGER).force(),
+            &Patch::Apply(&desired),
+        )
+        .await
+    {
+        Ok(_) => Ok(1),
+        Err(kube::Error::Api(e)) if e.code == 404 => {
+            pod_monitor_unavailable(ctx, cluster).await;
+            Ok(0)
+        }
+        Err(e) => Err(kube_err(format!("apply {what}"))(e)),
+    }
+}
+
+async fn pod_monitor_unavailable(ctx: &Context, cluster: &NatsCluster) {
+    event(
+        ctx,
+        cluster,
+        EventType::Warning,
+        "PodMonitorUnavailable",
+        "Apply",
+        "spec.pod.podMonitor: the PodMonitor kind (monitoring.coreos.com/v1) is not installed; install the Prometheus Operator CRDs".into(),
+    )
+    .await;
+}
+
+/// Grows the members' claims to `fileStorage.size` and deletes departed members'
+/// claims under `reclaimPolicy: Delete`; a refused expansion (the storage class can't
+/// grow volumes) degrades the cluster with the apiserver's reason.
+async fn reconcile_volumes(
+    ctx: &Context,
+    cluster: &NatsCluster,
+    meta: &ClusterMeta,
+    pods: &[Arc<Pod>],
+    size: u32,
+    degraded: &mut Option<(&'static str, String)>,
+) -> Result<usize, Error> {
+    let Some(fs) = cluster
+        .spec
+        .jetstream
+        .as_ref()
+        .and_then(|j| j.file_storage.as_ref())
+    else {
+        return Ok(0);
+    };
+    let ns = &meta.namespace;
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let selector = format!("app=nats,nats_cluster={}", meta.name);
+    let list = api
+        .list(&kube::api::ListParams::default().labels(&selector))
+        .await
+        .map_err(kube_err(format!("list PVCs of {ns}/{}", meta.name)))?;
+    let prefix = format!("{}-data-", meta.name);
+    let claims: Vec<Claim> = list
+        .items
+        .iter()
+        .map(|c| Claim {
+            name: c.name_any(),
+            index: c
+                .name_any()
+                .strip_prefix(&prefix)
+                .and_then(|pod| render::member_index(&meta.name, pod)),
+            requested: c
+                .spec
+                .as_ref()
+                .and_then(|s| s.resources.as_ref())
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("storage"))
+                .map(|q| q.0.clone()),
+            terminating: c.metadata.deletion_timestamp.is_some(),
+        })
+        .collect();
+    let pod_indexes: Vec<u32> = pods
+        .iter()
+        .filter_map(|p| render::member_index(&meta.name, &p.name_any()))
+        .collect();
+    let actions = volume_actions(
+        &claims,
+        fs.size.as_ref().map(|q| q.0.as_str()),
+        size,
+        &pod_indexes,
+        fs.reclaim_policy == "Delete",
+    );
+    // One Event per kind of change (the recorder folds Events of the same reason on the
+    // same object into a series, so per-claim Events would hide all but the first).
+    let (mut grown, mut deleted) = (Vec::new(), Vec::new());
+    for a in actions {
+        match a {
+            VolumeAction::Expand { claim, from, to } => {
+                let patch = json!({"spec": {"resources": {"requests": {"storage": to}}}});
+                match api
+                    .patch(&claim, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(_) => grown.push(format!("{claim} {from} -> {to}")),
+                    Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => {
+                        let msg = format!(
+                            "cannot grow {claim} from {from} to {to}: {} (spec.jetstream.fileStorage.size needs a storage class with allowVolumeExpansion)",
+                            e.message
+                        );
+                        event(
+                            ctx,
+                            cluster,
+                            EventType::Warning,
+                            "VolumeNotExpanded",
+                            "Expand",
+                            msg.clone(),
+                        )
+                        .await;
+                        *degraded = Some(("VolumeNotExpanded", msg));
+                    }
+                    Err(e) => return Err(kube_err(format!("expand PVC {ns}/{claim}"))(e)),
+                }
+            }
+            VolumeAction::Delete { claim } => {
+                match api.delete(&claim, &DeleteParams::default()).await {
+                    Ok(_) => {}
+                    Err(kube::Error::Api(e)) if e.code == 404 => {}
+                    Err(e) => return Err(kube_err(format!("delete PVC {ns}/{claim}"))(e)),
+                }
+                deleted.push(claim);
+            }
+        }
+    }
+    if !grown.is_empty() {
+        event(
+            ctx,
+            cluster,
+            EventType::Normal,
+            "VolumeExpanded",
+            "Expand",
+            format!("storage requests grown: {}", grown.join(", ")),
+        )
+        .await;
+    }
+    if !deleted.is_empty() {
+        event(
+            ctx,
+            cluster,
+            EventType::Normal,
+            "VolumeDeleted",
+            "Delete",
+            format!(
+                "deleted {} (their members are gone; reclaimPolicy is Delete)",
+                deleted.join(", ")
+            ),
+        )
+        .await;
+    }
+    Ok(grown.len() + deleted.len())
 }
 
 /// Requeue with a delay after a failed reconcile; the metrics count it by reason.

@@ -56,6 +56,8 @@ pub struct AuthInputs {
     pub gateway: Option<serde_json::Value>,
     /// Users of `auth.clients.serviceAccounts`.
     pub service_roles: Vec<ServiceRoleUser>,
+    /// The JSON of `auth.accounts.secret`: the `accounts` block.
+    pub accounts: Option<serde_json::Value>,
 }
 
 /// A rendered `nats.conf`.
@@ -118,6 +120,11 @@ pub fn nats_conf(
         "PodName" => {
             top.set("server_name", Conf::Var("POD_NAME".into()));
         }
+        // JetStream and MQTT place data by server name: it must be stable per member
+        // (a random one would orphan the member's data on every restart).
+        _ if modern && (super::jetstream_enabled(spec) || spec.mqtt.is_some()) => {
+            top.set("server_name", Conf::Var("POD_NAME".into()));
+        }
         _ => {}
     }
     if tls.https_monitoring {
@@ -171,6 +178,26 @@ pub fn nats_conf(
     }
     if let Some(a) = client_authorization(spec_auth.clients.as_ref(), auth, &mut warnings)? {
         top.set("authorization", a);
+    }
+    if let Some(accounts) = auth.accounts.as_ref() {
+        match accounts {
+            serde_json::Value::Object(m) if !m.is_empty() => {
+                let mut block = ConfMap::new();
+                merge_json(&mut block, m);
+                top.set("accounts", block);
+            }
+            _ => {
+                return Err(RenderError::Accounts);
+            }
+        }
+    }
+    if let Some(user) = spec_auth
+        .clients
+        .as_ref()
+        .map(|c| c.no_auth_user.as_str())
+        .filter(|u| !u.is_empty())
+    {
+        top.set("no_auth_user", user);
     }
     if let Some(jwt) = spec_auth.jwt.as_ref() {
         if !jwt.operator_secret.is_empty() {
@@ -315,6 +342,21 @@ pub fn nats_conf(
             w.set("compression", true);
         }
         top.set("websocket", w);
+    }
+
+    if let Some(mq) = spec.mqtt.as_ref() {
+        let mut m = ConfMap::new();
+        m.set("port", super::mqtt_port(spec).unwrap_or(mq.port));
+        if let Some(t) = listener_tls(tls.mqtt.as_ref(), &paths.mqtt_tls) {
+            m.set("tls", t);
+        }
+        if !mq.ack_wait.is_empty() {
+            m.set("ack_wait", mq.ack_wait.as_str());
+        }
+        if mq.max_ack_pending > 0 {
+            m.set("max_ack_pending", mq.max_ack_pending);
+        }
+        top.set("mqtt", m);
     }
 
     if let Some(merge) = cfg.merge.as_ref() {

@@ -11,6 +11,7 @@
 pub mod conf;
 pub mod config;
 pub mod labels;
+pub mod monitor;
 pub mod pdb;
 pub mod pod;
 pub mod secret;
@@ -22,6 +23,7 @@ use sha2::{Digest, Sha256};
 use crate::api::v1beta1::{self as b, NatsCluster};
 
 pub use config::{AuthInputs, RenderedConf, ServiceRoleUser, nats_conf};
+pub use monitor::pod_monitor;
 pub use pdb::disruption_budget;
 pub use pod::{member_pod, member_pvc};
 pub use secret::config_secret;
@@ -47,6 +49,8 @@ pub const GATEWAY_TLS_DIR: &str = "/etc/nats-gateways-tls-certs";
 pub const LEAFNODE_TLS_DIR: &str = "/etc/nats-leafnodes-tls-certs";
 /// Mount directory of the websocket TLS Secret.
 pub const WEBSOCKET_TLS_DIR: &str = "/etc/nats-websocket-tls-certs";
+/// Mount path of the MQTT TLS Secret.
+pub const MQTT_TLS_DIR: &str = "/etc/nats-mqtt-tls-certs";
 /// Mount directory of the operator JWT Secret (file `op.jwt`).
 pub const OPERATOR_JWT_DIR: &str = "/etc/nats-operator";
 /// File name of the operator JWT in its Secret.
@@ -81,6 +85,8 @@ pub struct Paths {
     pub leafnode_tls: String,
     /// Websocket TLS files.
     pub websocket_tls: String,
+    /// MQTT TLS files.
+    pub mqtt_tls: String,
     /// Directory of `op.jwt`.
     pub operator_jwt: String,
     /// JetStream `store_dir`.
@@ -95,6 +101,7 @@ impl Default for Paths {
             gateway_tls: GATEWAY_TLS_DIR.into(),
             leafnode_tls: LEAFNODE_TLS_DIR.into(),
             websocket_tls: WEBSOCKET_TLS_DIR.into(),
+            mqtt_tls: MQTT_TLS_DIR.into(),
             operator_jwt: OPERATOR_JWT_DIR.into(),
             jetstream: JETSTREAM_DIR.into(),
         }
@@ -112,6 +119,7 @@ impl Paths {
             gateway_tls: j(&d.gateway_tls),
             leafnode_tls: j(&d.leafnode_tls),
             websocket_tls: j(&d.websocket_tls),
+            mqtt_tls: j(&d.mqtt_tls),
             operator_jwt: j(&d.operator_jwt),
             jetstream: j(&d.jetstream),
         }
@@ -243,6 +251,9 @@ pub enum RenderError {
     /// An authorization Secret does not hold a JSON object.
     #[error("{0} authorization must be a JSON object")]
     Auth(&'static str),
+    /// The accounts Secret does not hold a JSON object of accounts.
+    #[error("spec.auth.accounts.secret must hold a JSON object of accounts")]
+    Accounts,
     /// `spec.config.merge` is not an object.
     #[error("spec.config.merge must be an object")]
     Merge,
@@ -256,6 +267,17 @@ pub fn jetstream_enabled(spec: &b::NatsClusterSpec) -> bool {
     spec.jetstream
         .as_ref()
         .is_some_and(|j| j.enabled != Some(false))
+}
+
+/// The MQTT listen port (`spec.mqtt.port`, default 1883), when MQTT is on.
+pub fn mqtt_port(spec: &b::NatsClusterSpec) -> Option<i32> {
+    spec.mqtt.as_ref().map(|m| {
+        if m.port > 0 {
+            m.port
+        } else {
+            crate::api::validate::MQTT_PORT
+        }
+    })
 }
 
 /// Whether a sidecar block is enabled.

@@ -41,9 +41,9 @@ use k8s_openapi::api::core::v1::{
     Capabilities, Container, ContainerPort, EmptyDirVolumeSource, EnvVar, EnvVarSource, ExecAction,
     HTTPGetAction, LifecycleHandler, ObjectFieldSelector, PersistentVolumeClaim,
     PersistentVolumeClaimSpec, PersistentVolumeClaimVolumeSource, Pod, PodAffinityTerm,
-    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, SeccompProfile,
-    SecretVolumeSource, SecurityContext, Volume, VolumeMount, VolumeResourceRequirements,
-    WeightedPodAffinityTerm,
+    PodAntiAffinity, PodSecurityContext, PodSpec, PodTemplateSpec, Probe, ResourceRequirements,
+    SeccompProfile, SecretVolumeSource, SecurityContext, Volume, VolumeMount,
+    VolumeResourceRequirements, WeightedPodAffinityTerm,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
@@ -57,9 +57,9 @@ use crate::api::{duration, version};
 use super::labels::{self, VERSION_LABEL};
 use super::{
     ADVERTISE_DIR, CLIENT_TLS_DIR, CONFIG_DIR, CONFIG_FILE, CONFIG_HASH_ANNOTATION, ClusterMeta,
-    GATEWAY_TLS_DIR, JETSTREAM_DIR, LEAFNODE_TLS_DIR, OPERATOR_JWT_DIR, PID_DIR, PID_FILE,
-    POD_SPEC_HASH_ANNOTATION, ROUTES_TLS_DIR, RenderError, VERSION_ANNOTATION, WEBSOCKET_TLS_DIR,
-    enabled, pod_name, sha256_hex, tls_path,
+    GATEWAY_TLS_DIR, JETSTREAM_DIR, LEAFNODE_TLS_DIR, MQTT_TLS_DIR, OPERATOR_JWT_DIR, PID_DIR,
+    PID_FILE, POD_SPEC_HASH_ANNOTATION, ROUTES_TLS_DIR, RenderError, VERSION_ANNOTATION,
+    WEBSOCKET_TLS_DIR, enabled, pod_name, sha256_hex, tls_path,
 };
 
 /// The uid and gid the pods run as unless the template says otherwise.
@@ -92,6 +92,20 @@ pub fn lame_duck_seconds(spec: &NatsClusterSpec) -> i64 {
 /// `terminationGracePeriodSeconds` of the members: lame duck plus a margin.
 pub fn termination_grace_seconds(spec: &NatsClusterSpec) -> i64 {
     lame_duck_seconds(spec) + GRACE_MARGIN_SECONDS
+}
+
+/// Resources of the exporter when the spec names none: it polls a few monitoring
+/// endpoints, so a small request and a memory limit keep it from crowding the server.
+fn exporter_resources() -> ResourceRequirements {
+    let q = |s: &str| Quantity(s.into());
+    ResourceRequirements {
+        requests: Some(BTreeMap::from([
+            ("cpu".to_string(), q("10m")),
+            ("memory".to_string(), q("32Mi")),
+        ])),
+        limits: Some(BTreeMap::from([("memory".to_string(), q("128Mi"))])),
+        ..Default::default()
+    }
 }
 
 /// Name of a member's JetStream claim: `<name>-data-<pod>`.
@@ -193,6 +207,7 @@ fn tls_mounts(spec: &NatsClusterSpec) -> Vec<(&'static str, String, &'static str
             WEBSOCKET_TLS_DIR,
             tls.websocket.as_ref(),
         ),
+        ("mqtt-tls-certs", MQTT_TLS_DIR, tls.mqtt.as_ref()),
     ] {
         if let Some(l) = l.filter(|l| !l.secret.is_empty()) {
             out.push((
@@ -409,6 +424,9 @@ pub fn member_pod(
             host_default(host_ports.websocket),
         ));
     }
+    if let Some(p) = super::mqtt_port(spec) {
+        ports.push(port("mqtt", p, false));
+    }
     nats.ports = Some(ports);
     let (startup, ready, live) = if modern {
         (
@@ -509,19 +527,17 @@ pub fn member_pod(
             image: Some(image(&m.image, &m.tag)),
             image_pull_policy: non_empty(&m.image_pull_policy),
             args: Some(
-                [
-                    "-connz",
-                    "-routez",
-                    "-subz",
-                    "-varz",
-                    "-prefix=gnatsd",
-                    &format!("{scheme}://localhost:{MONITORING_PORT}"),
-                ]
-                .map(String::from)
-                .to_vec(),
+                ["-connz", "-routez", "-subz", "-varz", "-prefix=gnatsd"]
+                    .into_iter()
+                    // JetStream metrics (streams, consumers, storage) when it is on.
+                    .chain(jetstream.then_some("-jsz=all"))
+                    .map(String::from)
+                    // The URL last: Go's flag parsing stops at the first argument.
+                    .chain([format!("{scheme}://localhost:{MONITORING_PORT}")])
+                    .collect(),
             ),
             ports: Some(vec![port("metrics", METRICS_PORT, false)]),
-            resources: m.resources.clone(),
+            resources: Some(m.resources.clone().unwrap_or_else(exporter_resources)),
             security_context: Some(restricted()),
             ..Default::default()
         });

@@ -38,11 +38,14 @@ fn metadata(meta: &ClusterMeta, name: String, policy: Option<&ServicePolicy>) ->
 }
 
 /// The client Service `<name>`: `tcp-client` 4222 (named for Istio's protocol
-/// selection) and `websocket` when the websocket listener is on.
+/// selection), `websocket` and `mqtt` when those listeners are on.
 pub fn client_service(spec: &NatsClusterSpec, meta: &ClusterMeta) -> Service {
     let mut ports = vec![service_port("tcp-client", CLIENT_PORT)];
     if let Some(w) = spec.websocket.as_ref().filter(|w| w.port > 0) {
         ports.push(service_port("websocket", w.port));
+    }
+    if let Some(p) = super::mqtt_port(spec) {
+        ports.push(service_port("mqtt", p));
     }
     Service {
         metadata: metadata(

@@ -137,13 +137,10 @@ impl Binaries {
         let (repo, tag) = split_image(image);
         let base = repo.rsplit('/').next().unwrap_or(repo);
         let mut argv = argv.to_vec();
-        if argv.is_empty() {
-            // The image's entrypoint: the official nats image runs nats-server.
-            match base {
-                "nats" => argv.push("nats-server".into()),
-                "nats-operator" => argv.push("/nats-operator".into()),
-                _ => {}
-            }
+        if argv.is_empty()
+            && let Some(entrypoint) = entrypoint(image)
+        {
+            argv.push(entrypoint.into());
         }
         let Some(cmd) = argv.first().cloned() else {
             return Err(format!("image {image}: no command and no known entrypoint"));
@@ -172,6 +169,18 @@ impl Binaries {
         };
         argv[0] = local.to_string_lossy().into_owned();
         Ok(argv)
+    }
+}
+
+/// The `ENTRYPOINT` of the images the kubelet knows: a container without `command` runs it
+/// with its `args`, as a container runtime does. The official nats image runs nats-server;
+/// the operator's image (`docker/operator/Dockerfile`) runs `/nats-operator`.
+pub fn entrypoint(image: &str) -> Option<&'static str> {
+    let (repo, _) = split_image(image);
+    match repo.rsplit('/').next().unwrap_or(repo) {
+        "nats" => Some("nats-server"),
+        "nats-operator" => Some("/nats-operator"),
+        _ => None,
     }
 }
 
@@ -234,6 +243,16 @@ mod tests {
             .resolve("natsio/prometheus-nats-exporter:0.9.1", &s(&["/exporter"]))
             .expect_err("no exporter binary");
         assert!(err.contains("no local binary"), "{err}");
+    }
+
+    #[test]
+    fn images_without_a_command_run_their_entrypoint() {
+        assert_eq!(
+            entrypoint("ghcr.io/nats-operator-rs/nats-operator:0.1.0"),
+            Some("/nats-operator")
+        );
+        assert_eq!(entrypoint("nats:2.9"), Some("nats-server"));
+        assert_eq!(entrypoint("busybox"), None);
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! names of pods behind a headless Service, and every Service's names mapped to its
 //! endpoints (ready pods matching the selector; all of them with
 //! `publishNotReadyAddresses`). Short forms (`<svc>`, `<host>.<sub>`) only within the
-//! pod's namespace, as the search path would give them.
+//! pod's namespace, as the search path would give them. The `kubernetes` Service of
+//! namespace `default` (the apiserver) resolves to the kubelet's forwarder to it.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -63,12 +64,32 @@ pub fn endpoints(svc: &ServiceRecord, pods: &[PodRecord]) -> Vec<Ipv4Addr> {
     ips
 }
 
-/// The hosts file of pod `me` (see the module documentation).
-pub fn hosts_file(me: &PodRecord, pods: &[PodRecord], services: &[ServiceRecord]) -> String {
+/// The name pods reach the apiserver by (`KUBERNETES_SERVICE_HOST`): a name in the
+/// apiserver's serving certificate, which has no IP address of the pod network.
+pub const API_SERVER_HOST: &str = "kubernetes.default.svc";
+
+/// The hosts file of pod `me` (see the module documentation); `api`: where the apiserver
+/// is reached from pods.
+pub fn hosts_file(
+    me: &PodRecord,
+    pods: &[PodRecord],
+    services: &[ServiceRecord],
+    api: Option<Ipv4Addr>,
+) -> String {
     let mut s = String::from(
         "# written by the e2e process kubelet\n127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost\n",
     );
     let _ = writeln!(s, "{}\t{}", me.ip, me.hostname);
+    if let Some(ip) = api {
+        let _ = write!(
+            s,
+            "{ip}\t{API_SERVER_HOST} {API_SERVER_HOST}.cluster.local kubernetes.default"
+        );
+        if me.namespace == "default" {
+            s.push_str(" kubernetes");
+        }
+        s.push('\n');
+    }
     for p in pods {
         let Some(sub) = &p.subdomain else { continue };
         let headless = services
@@ -140,8 +161,17 @@ mod tests {
             svc("a", "c-mgmt", true),
             svc("b", "c-mgmt", true),
         ];
-        let h = hosts_file(&pods[0], &pods, &services);
+        let h = hosts_file(
+            &pods[0],
+            &pods,
+            &services,
+            Some(Ipv4Addr::new(10, 100, 0, 1)),
+        );
         assert!(h.contains("10.100.0.2\tc-1\n"), "{h}");
+        assert!(
+            h.contains("10.100.0.1\tkubernetes.default.svc kubernetes.default.svc.cluster.local kubernetes.default\n"),
+            "{h}"
+        );
         assert!(
             h.contains("10.100.0.3\tc-2.c-mgmt.a.svc c-2.c-mgmt.a.svc.cluster.local c-2.c-mgmt\n"),
             "{h}"

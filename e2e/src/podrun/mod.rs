@@ -8,6 +8,11 @@
 //! * materializes its volumes ([`volumes`]): Secrets and ConfigMaps written as the kubelet's
 //!   atomic writer does and kept up to date, emptyDirs, PVCs as directories that outlive the pod;
 //! * writes its hosts file ([`dns`]): pod and Service DNS names resolve as with cluster DNS;
+//! * gives it the apiserver as a pod sees it: `KUBERNETES_SERVICE_HOST`/`_PORT` name a
+//!   forwarder on the bridge's gateway address that pipes to the apiserver (which listens
+//!   on 127.0.0.1 only), and the ServiceAccount token volume the admission plugin adds
+//!   (projected: a TokenRequest token bound to the pod and refreshed before it expires,
+//!   `kube-root-ca.crt`, the namespace) is there, so in-cluster clients work as in a cluster;
 //! * runs every container as a real process in a private mount namespace with the volumes at
 //!   their mount paths ([`rootfs`]), the image mapped to a local binary ([`binaries`]), as
 //!   the pod's user, with its environment; restarts exited containers with back-off;
@@ -15,6 +20,8 @@
 //!   (phase, IPs, conditions, container states, restart counts);
 //! * on deletion runs `preStop`, sends SIGTERM, waits out the grace period, SIGKILLs, then
 //!   removes the pod object (grace 0).
+//!
+//! It registers its Node (the endpointslice controller leaves out pods of unknown nodes).
 //!
 //! It needs root and iproute2/util-linux (`ip`, `unshare`, `nsenter`, `setpriv`, `chroot`).
 //! Dropping it kills every process it started and removes its namespaces and bridge;
@@ -39,16 +46,17 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, anyhow};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, Service};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::Api;
+use kube::api::{Api, PostParams};
 use kube::runtime::reflector::{self, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config, ResourceExt};
 use tokio::sync::watch;
 
 pub use binaries::Binaries;
-pub use dns::{PodRecord, ServiceRecord};
+pub use dns::{API_SERVER_HOST, PodRecord, ServiceRecord};
 
 use crate::TestCluster;
 
@@ -120,15 +128,12 @@ pub(crate) struct Shared {
     namespaces: Mutex<HashSet<String>>,
     records: Mutex<HashMap<String, PodRecord>>,
     services: Mutex<Vec<ServiceRecord>>,
-    api_port: Option<u16>,
+    /// Port of the apiserver forwarder on the gateway address.
+    api_port: u16,
     stats: Stats,
 }
 
 impl Shared {
-    fn api_port(&self) -> Option<u16> {
-        self.api_port
-    }
-
     fn managed(&self, ns: &str) -> bool {
         self.namespaces.lock().is_ok_and(|n| n.contains(ns))
     }
@@ -198,11 +203,22 @@ pub fn unavailable_reason() -> Option<String> {
 }
 
 /// The `nats-operator` binary of this workspace, built if needed (`NATS_OPERATOR_BIN`
-/// overrides): containers whose command is `/nats-operator` run it.
+/// overrides): containers whose command is `/nats-operator` run it. Built once per test
+/// process: every kubelet and `render` of a run use the same binary, and later calls do not
+/// wait for the build directory's lock.
 pub fn operator_binary() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("NATS_OPERATOR_BIN") {
         return Ok(PathBuf::from(p));
     }
+    static BUILT: std::sync::OnceLock<std::result::Result<PathBuf, String>> =
+        std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| build_operator().map_err(|e| format!("{e:#}")))
+        .clone()
+        .map_err(|e| anyhow!(e))
+}
+
+fn build_operator() -> Result<PathBuf> {
     let manifest = Path::new(env!("CARGO_MANIFEST_DIR"));
     let workspace = manifest.parent().context("workspace root")?;
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
@@ -282,6 +298,7 @@ impl ProcessKubelet {
             .install_into(&dir.path().join("bin"))
             .context("installing binaries for the containers")?;
         let network = network::PodNetwork::create()?;
+        let api = ApiForwarder::bind(cluster.config(), network.gateway())?;
         let shared = Arc::new(Shared {
             network,
             binaries,
@@ -289,7 +306,7 @@ impl ProcessKubelet {
             namespaces: Mutex::new(namespaces.iter().map(|s| s.to_string()).collect()),
             records: Mutex::new(HashMap::new()),
             services: Mutex::new(Vec::new()),
-            api_port: None,
+            api_port: api.port,
             stats: Stats::default(),
         });
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -311,7 +328,7 @@ impl ProcessKubelet {
                     }
                 };
                 rt.block_on(async move {
-                    if let Err(e) = supervise(config, s, stop_rx).await {
+                    if let Err(e) = supervise(config, s, api, stop_rx).await {
                         tracing::error!("process kubelet stopped: {e:#}");
                     }
                 });
@@ -406,9 +423,15 @@ impl Drop for ProcessKubelet {
 async fn supervise(
     config: Config,
     shared: Arc<Shared>,
+    api: ApiForwarder,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
     let client = Client::try_from(config).context("building the kubelet's client")?;
+    if let Err(e) = register_node(&client).await {
+        shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!("process kubelet: registering node {NODE_NAME}: {e:#}");
+    }
+    let api_forwarding = tokio::spawn(api.run()?);
     let (pods, pod_writer) = reflector::store::<Pod>();
     let (services, svc_writer) = reflector::store::<Service>();
     let (secrets, secret_writer) = reflector::store::<Secret>();
@@ -543,7 +566,92 @@ async fn supervise(
         _ = secret_watch => {}
         _ = cm_watch => {}
     }
+    api_forwarding.abort();
     Ok(())
+}
+
+/// Registers the node pods are bound to (once per cluster: kubelets of a cluster share it).
+async fn register_node(client: &Client) -> Result<()> {
+    let node = Node {
+        metadata: ObjectMeta {
+            name: Some(NODE_NAME.into()),
+            labels: Some([("kubernetes.io/hostname".to_string(), NODE_NAME.to_string())].into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    match Api::<Node>::all(client.clone())
+        .create(&PostParams::default(), &node)
+        .await
+    {
+        Ok(_) => Ok(()),
+        Err(kube::Error::Api(s)) if s.code == 409 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Where pods reach the apiserver: a listener on the bridge's gateway address (port 443
+/// when free) that pipes every connection from the pod network to the apiserver. TLS passes
+/// through untouched: pods dial [`API_SERVER_HOST`], a name in the apiserver's certificate.
+struct ApiForwarder {
+    listener: std::net::TcpListener,
+    port: u16,
+    gateway: Ipv4Addr,
+    apiserver: String,
+}
+
+impl ApiForwarder {
+    fn bind(config: &Config, gateway: Ipv4Addr) -> Result<ApiForwarder> {
+        let url = &config.cluster_url;
+        let host = url
+            .host()
+            .with_context(|| format!("apiserver URL {url} has no host"))?;
+        let apiserver = format!("{host}:{}", url.port_u16().unwrap_or(443));
+        let listener = std::net::TcpListener::bind((gateway, 443))
+            .or_else(|_| std::net::TcpListener::bind((gateway, 0)))
+            .with_context(|| format!("listening on {gateway} for the pods' apiserver"))?;
+        listener.set_nonblocking(true)?;
+        let port = listener.local_addr()?.port();
+        Ok(ApiForwarder {
+            listener,
+            port,
+            gateway,
+            apiserver,
+        })
+    }
+
+    /// The forwarding loop (needs a tokio runtime to register the listener).
+    fn run(self) -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+        let listener = tokio::net::TcpListener::from_std(self.listener)
+            .context("registering the apiserver forwarder")?;
+        let (apiserver, gateway) = (self.apiserver, self.gateway.octets());
+        // Only pods (the bridge's /16) get through, whatever else routes to this address.
+        Ok(forward(listener, move |peer| match peer.ip() {
+            std::net::IpAddr::V4(ip) if ip.octets()[..2] == gateway[..2] => Some(apiserver.clone()),
+            _ => None,
+        }))
+    }
+}
+
+/// Accepts connections on `listener` and pipes each to the address `target` names for its
+/// peer (`None`: the connection is closed), until the listener fails or the task is dropped.
+async fn forward<A>(
+    listener: tokio::net::TcpListener,
+    mut target: impl FnMut(SocketAddr) -> Option<A>,
+) where
+    A: tokio::net::ToSocketAddrs + Send + 'static,
+{
+    loop {
+        let Ok((mut inbound, peer)) = listener.accept().await else {
+            break;
+        };
+        let Some(to) = target(peer) else { continue };
+        tokio::spawn(async move {
+            if let Ok(mut outbound) = tokio::net::TcpStream::connect(to).await {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            }
+        });
+    }
 }
 
 async fn bind(client: &Client, pod: &Pod) -> Result<()> {
@@ -576,25 +684,13 @@ impl ServiceProxy {
         let addr = listener.local_addr()?;
         let shared = kubelet.shared.clone();
         let (ns, svc) = (namespace.to_string(), name.to_string());
-        let task = tokio::spawn(async move {
-            let mut next = 0usize;
-            loop {
-                let Ok((mut inbound, _)) = listener.accept().await else {
-                    break;
-                };
-                let eps = KubeletView(shared.clone()).endpoints(&ns, &svc, port);
-                if eps.is_empty() {
-                    continue;
-                }
-                let target = eps[next % eps.len()];
-                next = next.wrapping_add(1);
-                tokio::spawn(async move {
-                    if let Ok(mut outbound) = tokio::net::TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
-                    }
-                });
-            }
-        });
+        let mut next = 0usize;
+        let task = tokio::spawn(forward(listener, move |_| {
+            let eps = KubeletView(shared.clone()).endpoints(&ns, &svc, port);
+            let target = eps.get(next % eps.len().max(1)).copied()?;
+            next = next.wrapping_add(1);
+            Some(target)
+        }));
         Ok(ServiceProxy { addr, task })
     }
 

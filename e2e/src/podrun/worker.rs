@@ -11,13 +11,17 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
+use k8s_openapi::api::authentication::v1::{
+    BoundObjectReference, TokenRequest, TokenRequestSpec, TokenRequestStatus,
+};
 use k8s_openapi::api::core::v1::{
     Container, ContainerState, ContainerStateRunning, ContainerStateTerminated,
-    ContainerStateWaiting, ContainerStatus, HostIP, Pod, PodCondition, PodIP, PodStatus,
+    ContainerStateWaiting, ContainerStatus, DownwardAPIVolumeFile, HostIP, Pod, PodCondition,
+    PodIP, PodStatus, ProjectedVolumeSource, ServiceAccount,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::ObjectRef;
 use kube::{Client, ResourceExt};
 use rustix::process::{Pid, Signal, kill_process};
@@ -25,6 +29,7 @@ use serde_json::json;
 use tokio::process::{Child, Command};
 use tokio::sync::watch;
 
+use super::binaries;
 use super::dns::{self, PodRecord};
 use super::network::PodNet;
 use super::probe::{self, Action, Tracker};
@@ -46,6 +51,45 @@ struct Probes {
     spec: probe::Spec,
     tracker: Tracker,
     next: Instant,
+}
+
+/// A projected ServiceAccount token and when to ask for the next one.
+struct Token {
+    value: Option<String>,
+    /// Why the last request failed.
+    error: Option<String>,
+    next: Instant,
+}
+
+impl Default for Token {
+    fn default() -> Self {
+        Token {
+            value: None,
+            error: None,
+            next: Instant::now(),
+        }
+    }
+}
+
+/// The key of a projected token: volume and path.
+fn token_key(volume: &str, path: &str) -> String {
+    format!("{volume}/{path}")
+}
+
+/// When to ask for a new token, as the kubelet does: after 80% of its life, counted from the
+/// shorter of the lifetime asked for and the one issued (the issuer may shorten it, or
+/// extend the default 3607 s one to a year for old clients).
+fn renew_in(requested_secs: i64, expires_in_secs: Option<i64>) -> Duration {
+    let life = expires_in_secs
+        .unwrap_or(requested_secs)
+        .min(requested_secs)
+        .max(1);
+    Duration::from_secs(life as u64 * 4 / 5)
+}
+
+/// A file mode from the API (the default 0644).
+fn mode_of(mode: Option<i32>) -> u32 {
+    mode.unwrap_or(0o644) as u32 & 0o777
 }
 
 struct Ctr {
@@ -133,6 +177,8 @@ struct State {
     fs_group: Option<u32>,
     volumes: HashMap<String, PathBuf>,
     volumes_ready: bool,
+    /// ServiceAccount tokens of projected volumes, by [`token_key`].
+    tokens: HashMap<String, Token>,
     last_status: Option<serde_json::Value>,
     transitions: HashMap<String, (bool, Time)>,
     start_time: Time,
@@ -277,6 +323,7 @@ impl Worker {
             fs_group,
             volumes: HashMap::new(),
             volumes_ready: false,
+            tokens: HashMap::new(),
             hosts_text: String::new(),
             last_status: None,
             transitions: HashMap::new(),
@@ -286,6 +333,7 @@ impl Worker {
 
     /// Keeps volumes, hosts, processes, probes and the status in line with the pod.
     async fn tick(&self, st: &mut State, pod: &Pod) -> Result<()> {
+        self.refresh_tokens(st, pod).await;
         self.sync_volumes(st, pod);
         self.sync_hosts(st)?;
         if st.volumes_ready {
@@ -300,6 +348,203 @@ impl Worker {
             rec.labels = pod.labels().clone();
         }
         self.report(st, pod).await
+    }
+
+    /// The data of Secret `name` in the pod's namespace (`None`: it does not exist).
+    fn secret_data(&self, st: &State, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        self.stores
+            .secrets
+            .get(&ObjectRef::new(name).within(&st.ns))
+            .map(|sec| {
+                let mut data: BTreeMap<String, Vec<u8>> = sec
+                    .data
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.0))
+                    .collect();
+                for (k, v) in sec.string_data.clone().unwrap_or_default() {
+                    data.insert(k, v.into_bytes());
+                }
+                data
+            })
+    }
+
+    /// The data of ConfigMap `name` in the pod's namespace (`None`: it does not exist).
+    fn configmap_data(&self, st: &State, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        self.stores
+            .configmaps
+            .get(&ObjectRef::new(name).within(&st.ns))
+            .map(|cm| {
+                let mut data: BTreeMap<String, Vec<u8>> = cm
+                    .data
+                    .clone()
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k, v.into_bytes()))
+                    .collect();
+                for (k, v) in cm.binary_data.clone().unwrap_or_default() {
+                    data.insert(k, v.0);
+                }
+                data
+            })
+    }
+
+    /// The files of a downward API volume or projection.
+    fn downward_files(
+        &self,
+        st: &State,
+        pod: &Pod,
+        items: &[DownwardAPIVolumeFile],
+        default_mode: Option<i32>,
+    ) -> std::result::Result<volumes::Files, String> {
+        let mut files = volumes::Files::new();
+        for item in items {
+            let path = item
+                .field_ref
+                .as_ref()
+                .map(|f| f.field_path.as_str())
+                .ok_or_else(|| {
+                    format!(
+                        "downward API file {:?}: only fieldRef is supported by the process kubelet",
+                        item.path
+                    )
+                })?;
+            let value = self
+                .field(st, pod, path)
+                .ok_or_else(|| format!("downward API file {:?}: field {path:?}", item.path))?;
+            files.insert(
+                item.path.clone(),
+                (value.into_bytes(), mode_of(item.mode.or(default_mode))),
+            );
+        }
+        Ok(files)
+    }
+
+    /// The files of a projected volume: Secrets, ConfigMaps, downward API items and
+    /// ServiceAccount tokens (from [`Self::refresh_tokens`]) in one directory.
+    fn projected_files(
+        &self,
+        st: &State,
+        pod: &Pod,
+        volume: &str,
+        p: &ProjectedVolumeSource,
+    ) -> std::result::Result<volumes::Files, String> {
+        let mut files = volumes::Files::new();
+        for source in p.sources.iter().flatten() {
+            let more = if let Some(s) = &source.secret {
+                keyed_files(
+                    "secret",
+                    &s.name,
+                    s.optional,
+                    self.secret_data(st, &s.name),
+                    s.items.as_deref(),
+                    p.default_mode,
+                )?
+            } else if let Some(c) = &source.config_map {
+                keyed_files(
+                    "configmap",
+                    &c.name,
+                    c.optional,
+                    self.configmap_data(st, &c.name),
+                    c.items.as_deref(),
+                    p.default_mode,
+                )?
+            } else if let Some(d) = &source.downward_api {
+                self.downward_files(
+                    st,
+                    pod,
+                    d.items.as_deref().unwrap_or_default(),
+                    p.default_mode,
+                )?
+            } else if let Some(t) = &source.service_account_token {
+                let token = st.tokens.get(&token_key(volume, &t.path));
+                let value = token.and_then(|t| t.value.clone()).ok_or_else(|| {
+                    token
+                        .and_then(|t| t.error.clone())
+                        .unwrap_or_else(|| "no ServiceAccount token yet".into())
+                })?;
+                [(
+                    t.path.clone(),
+                    (value.into_bytes(), mode_of(p.default_mode)),
+                )]
+                .into()
+            } else {
+                return Err(
+                    "a projected source other than secret, configMap, downwardAPI and \
+                     serviceAccountToken is not supported by the process kubelet"
+                        .into(),
+                );
+            };
+            files.extend(more);
+        }
+        Ok(files)
+    }
+
+    /// Asks for the ServiceAccount tokens of the pod's projected volumes that are missing
+    /// or due (as the kubelet: bound to the pod, renewed after 80% of their life).
+    async fn refresh_tokens(&self, st: &mut State, pod: &Pod) {
+        let spec = pod.spec.clone().unwrap_or_default();
+        let account = spec
+            .service_account_name
+            .clone()
+            .unwrap_or_else(|| "default".into());
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), &st.ns);
+        for v in spec.volumes.iter().flatten() {
+            let Some(p) = &v.projected else { continue };
+            for t in p
+                .sources
+                .iter()
+                .flatten()
+                .filter_map(|s| s.service_account_token.as_ref())
+            {
+                let key = token_key(&v.name, &t.path);
+                if st.tokens.get(&key).is_some_and(|k| Instant::now() < k.next) {
+                    continue;
+                }
+                let lifetime = t.expiration_seconds.unwrap_or(3600).max(600);
+                let request = TokenRequest {
+                    spec: Some(TokenRequestSpec {
+                        audiences: t.audience.clone().map(|a| vec![a]),
+                        expiration_seconds: Some(lifetime),
+                        bound_object_ref: Some(BoundObjectReference {
+                            api_version: Some("v1".into()),
+                            kind: Some("Pod".into()),
+                            name: Some(st.name.clone()),
+                            uid: Some(st.uid.clone()),
+                        }),
+                    }),
+                    ..Default::default()
+                };
+                let issued = api
+                    .create_token_request(&account, &PostParams::default(), &request)
+                    .await;
+                let entry = st.tokens.entry(key).or_default();
+                match issued.map(|r| r.status.unwrap_or_default()) {
+                    Ok(TokenRequestStatus {
+                        token: Some(token),
+                        expiration_timestamp,
+                    }) => {
+                        let expires_in = expiration_timestamp
+                            .map(|e| e.0.as_second() - Timestamp::now().as_second());
+                        entry.value = Some(token);
+                        entry.error = None;
+                        entry.next = Instant::now() + renew_in(lifetime, expires_in);
+                    }
+                    outcome => {
+                        let why = match outcome {
+                            Err(e) => e.to_string(),
+                            Ok(_) => "the TokenRequest returned no token".into(),
+                        };
+                        self.shared.stats.errors.fetch_add(1, Ordering::Relaxed);
+                        entry.error = Some(format!(
+                            "requesting a token of ServiceAccount {account:?}: {why}"
+                        ));
+                        entry.next = Instant::now() + Duration::from_secs(1);
+                    }
+                }
+            }
+        }
     }
 
     fn sync_volumes(&self, st: &mut State, pod: &Pod) {
@@ -318,57 +563,33 @@ impl Worker {
             };
             let result: std::result::Result<PathBuf, String> = if let Some(s) = &v.secret {
                 let name = s.secret_name.clone().unwrap_or_default();
-                let data = self
-                    .stores
-                    .secrets
-                    .get(&ObjectRef::new(&name).within(&st.ns))
-                    .map(|sec| {
-                        let mut data: BTreeMap<String, Vec<u8>> = sec
-                            .data
-                            .clone()
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.0))
-                            .collect();
-                        for (k, v) in sec.string_data.clone().unwrap_or_default() {
-                            data.insert(k, v.into_bytes());
-                        }
-                        data
-                    });
                 keyed_files(
                     "secret",
                     &name,
                     s.optional,
-                    data,
+                    self.secret_data(st, &name),
                     s.items.as_deref(),
                     s.default_mode,
                 )
                 .and_then(write)
             } else if let Some(c) = &v.config_map {
-                let data = self
-                    .stores
-                    .configmaps
-                    .get(&ObjectRef::new(&c.name).within(&st.ns))
-                    .map(|cm| {
-                        let mut data: BTreeMap<String, Vec<u8>> = cm
-                            .data
-                            .clone()
-                            .unwrap_or_default()
-                            .into_iter()
-                            .map(|(k, v)| (k, v.into_bytes()))
-                            .collect();
-                        for (k, v) in cm.binary_data.clone().unwrap_or_default() {
-                            data.insert(k, v.0);
-                        }
-                        data
-                    });
                 keyed_files(
                     "configmap",
                     &c.name,
                     c.optional,
-                    data,
+                    self.configmap_data(st, &c.name),
                     c.items.as_deref(),
                     c.default_mode,
+                )
+                .and_then(write)
+            } else if let Some(p) = &v.projected {
+                self.projected_files(st, pod, &v.name, p).and_then(write)
+            } else if let Some(d) = &v.downward_api {
+                self.downward_files(
+                    st,
+                    pod,
+                    d.items.as_deref().unwrap_or_default(),
+                    d.default_mode,
                 )
                 .and_then(write)
             } else if v.empty_dir.is_some() {
@@ -418,7 +639,7 @@ impl Worker {
         };
         let Some(me) = me else { return Ok(()) };
         let services = self.shared.service_records();
-        let text = dns::hosts_file(&me, &pods, &services);
+        let text = dns::hosts_file(&me, &pods, &services, Some(self.shared.network.gateway()));
         if text != st.hosts_text {
             // In place: the file is bind-mounted into the containers.
             std::fs::write(&st.hosts, &text).context("writing the hosts file")?;
@@ -439,33 +660,20 @@ impl Worker {
             ),
             ("HOME".into(), "/".into()),
         ];
-        let gw = self.shared.network.gateway().to_string();
-        if let Some(port) = self.shared.api_port() {
-            env.push(("KUBERNETES_SERVICE_HOST".into(), gw));
-            env.push(("KUBERNETES_SERVICE_PORT".into(), port.to_string()));
-        }
-        let field = |path: &str| -> String {
-            match path {
-                "metadata.name" => st.name.clone(),
-                "metadata.namespace" => st.ns.clone(),
-                "metadata.uid" => st.uid.clone(),
-                "status.podIP" => st.net.ip.to_string(),
-                "status.hostIP" => self.shared.network.gateway().to_string(),
-                "spec.nodeName" => NODE_NAME.into(),
-                "spec.serviceAccountName" => pod
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.service_account_name.clone())
-                    .unwrap_or_else(|| "default".into()),
-                _ => String::new(),
-            }
-        };
+        // As a kubelet sets them for the `kubernetes` Service, by name (see dns::API_SERVER_HOST).
+        let port = self.shared.api_port.to_string();
+        env.push((
+            "KUBERNETES_SERVICE_HOST".into(),
+            dns::API_SERVER_HOST.into(),
+        ));
+        env.push(("KUBERNETES_SERVICE_PORT".into(), port.clone()));
+        env.push(("KUBERNETES_SERVICE_PORT_HTTPS".into(), port));
         for e in c.env.iter().flatten() {
             let value = if let Some(v) = &e.value {
                 expand(v, &env)
             } else if let Some(from) = &e.value_from {
                 if let Some(f) = &from.field_ref {
-                    field(&f.field_path)
+                    self.field(st, pod, &f.field_path).unwrap_or_default()
                 } else if let Some(s) = &from.secret_key_ref {
                     self.stores
                         .secrets
@@ -493,6 +701,46 @@ impl Worker {
             env.push((e.name.clone(), value));
         }
         env
+    }
+
+    /// A `fieldRef` of the downward API (`None`: one the process kubelet does not know).
+    fn field(&self, st: &State, pod: &Pod, path: &str) -> Option<String> {
+        // `key="value"` lines, sorted, as the kubelet formats labels and annotations.
+        let map = |m: &BTreeMap<String, String>| -> String {
+            m.iter()
+                .map(|(k, v)| format!("{k}={}", serde_json::Value::from(v.as_str())))
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let key = |prefix: &str| {
+            path.strip_prefix(prefix)?
+                .strip_suffix("']")
+                .map(str::to_string)
+        };
+        Some(match path {
+            "metadata.name" => st.name.clone(),
+            "metadata.namespace" => st.ns.clone(),
+            "metadata.uid" => st.uid.clone(),
+            "metadata.labels" => map(pod.labels()),
+            "metadata.annotations" => map(pod.annotations()),
+            "status.podIP" | "status.podIPs" => st.net.ip.to_string(),
+            "status.hostIP" | "status.hostIPs" => self.shared.network.gateway().to_string(),
+            "spec.nodeName" => NODE_NAME.into(),
+            "spec.serviceAccountName" => pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.service_account_name.clone())
+                .unwrap_or_else(|| "default".into()),
+            _ => {
+                if let Some(k) = key("metadata.labels['") {
+                    pod.labels().get(&k).cloned().unwrap_or_default()
+                } else if let Some(k) = key("metadata.annotations['") {
+                    pod.annotations().get(&k).cloned().unwrap_or_default()
+                } else {
+                    return None;
+                }
+            }
+        })
     }
 
     fn launch(&self, st: &State, c: &Container) -> Launch {
@@ -552,12 +800,17 @@ impl Worker {
         env: &[(String, String)],
         c: &Container,
     ) -> std::result::Result<Vec<String>, String> {
-        let mut argv: Vec<String> = c.command.clone().unwrap_or_default();
+        let image = c.image.as_deref().unwrap_or_default();
+        let mut argv: Vec<String> = match c.command.as_deref() {
+            Some(command) if !command.is_empty() => command.to_vec(),
+            // No command: the image's entrypoint with the container's args.
+            _ => binaries::entrypoint(image)
+                .map(|e| vec![e.to_string()])
+                .unwrap_or_default(),
+        };
         argv.extend(c.args.clone().unwrap_or_default());
         let argv: Vec<String> = argv.iter().map(|a| expand(a, env)).collect();
-        self.shared
-            .binaries
-            .resolve(c.image.as_deref().unwrap_or_default(), &argv)
+        self.shared.binaries.resolve(image, &argv)
     }
 
     async fn start(
@@ -1045,6 +1298,14 @@ pub fn expand(s: &str, env: &[(String, String)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tokens_are_renewed_after_80_percent_of_the_shorter_life() {
+        assert_eq!(renew_in(3607, Some(31_536_000)), Duration::from_secs(2885));
+        assert_eq!(renew_in(3600, Some(1000)), Duration::from_secs(800));
+        assert_eq!(renew_in(600, None), Duration::from_secs(480));
+        assert_eq!(renew_in(600, Some(-5)), Duration::ZERO);
+    }
 
     #[test]
     fn expands_references_like_kubernetes() {

@@ -1,0 +1,232 @@
+//! The world of a real-NATS scenario: a namespace, the process kubelet running its pods
+//! as real nats-server processes, and (usually) an in-process operator; plus what the
+//! scenarios ask of a cluster (readiness, full mesh, lame duck).
+
+use std::collections::BTreeSet;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Patch, PatchParams};
+use kube::{Api, Client};
+use nats_operator::api::v1beta1::NatsCluster;
+use serde_json::json;
+
+use crate::monitor;
+use crate::natscluster::{poll, wait_for_default_service_account, wait_ready};
+use crate::podrun::{self, ProcessKubelet};
+use crate::{InProcessOperator, NatsOperator, OperatorOptions, TestCluster, TestNamespace};
+
+/// From apply to Ready on 2 busy cores (start-up probes every 5 s, lame ducks).
+pub const READY: Duration = Duration::from_secs(120);
+
+/// One scenario's world; fields drop in order (operator, then kubelet, then namespace).
+pub struct Env {
+    /// The operator, unless the scenario runs without one.
+    pub operator: Option<InProcessOperator>,
+    /// Runs the namespace's pods as processes.
+    pub kubelet: ProcessKubelet,
+    /// The control plane.
+    pub cluster: &'static TestCluster,
+    /// A client of it.
+    pub client: Client,
+    /// The scenario's namespace (deleted on drop).
+    pub ns: TestNamespace,
+}
+
+impl Env {
+    /// The namespace's name.
+    pub fn ns(&self) -> &str {
+        self.ns.name()
+    }
+
+    /// `kubectl apply` of `manifest` in the namespace.
+    pub fn apply(&self, manifest: &str) -> Result<()> {
+        self.cluster
+            .kubectl_run_stdin(&["apply", "-n", self.ns(), "-f", "-"], Some(manifest))?
+            .assert_success();
+        Ok(())
+    }
+
+    /// Merge-patches the spec of NatsCluster `name`.
+    pub async fn patch_spec(&self, name: &str, spec: serde_json::Value) -> Result<()> {
+        let api: Api<NatsCluster> = Api::namespaced(self.client.clone(), self.ns());
+        api.patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({ "spec": spec })),
+        )
+        .await
+        .with_context(|| format!("patching {name}"))?;
+        Ok(())
+    }
+
+    /// Waits until NatsCluster `name` is Ready with `size` members.
+    pub async fn wait_ready(&self, name: &str, size: i32) -> Result<NatsCluster> {
+        wait_ready(&self.client, self.ns(), name, size, READY).await
+    }
+
+    /// Every server's log and the operator's requests, for failure messages.
+    pub async fn diagnostics(&self, cluster: &str, size: u32) -> String {
+        let mut out = format!("kubelet: {:?}\n", self.kubelet.stats());
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), self.ns());
+        for p in pods
+            .list(&Default::default())
+            .await
+            .map(|l| l.items)
+            .unwrap_or_default()
+        {
+            let st = p.status.clone().unwrap_or_default();
+            out += &format!(
+                "pod {}: phase {:?} ip {:?} containers {}\n",
+                p.metadata.name.clone().unwrap_or_default(),
+                st.phase,
+                st.pod_ip,
+                serde_json::to_string(&st.container_statuses).unwrap_or_default()
+            );
+        }
+        out += "operator requests:\n";
+        if let Some(op) = &self.operator {
+            for r in op.requests().all().iter().take(40) {
+                out += &format!("  {r}\n");
+            }
+            out += &op.metrics().encode();
+        }
+        for m in members(cluster, size) {
+            out += &self.kubelet.logs(self.ns(), &m, "nats");
+        }
+        out
+    }
+
+    /// The monitoring address of `pod`.
+    pub fn monitoring(&self, pod: &str) -> Option<SocketAddr> {
+        self.kubelet
+            .pod_ip(self.ns(), pod)
+            .map(|ip| SocketAddr::from((ip, 8222)))
+    }
+}
+
+/// A namespace, a process kubelet and an operator; `None` where the scenarios can't run
+/// (no control plane, or an external cluster).
+pub async fn setup(prefix: &str) -> Result<Option<Env>> {
+    setup_with(prefix, true).await
+}
+
+/// [`setup`], with or without the operator.
+pub async fn setup_with(prefix: &str, with_operator: bool) -> Result<Option<Env>> {
+    let Some(op) = NatsOperator::shared().await? else {
+        return Ok(None);
+    };
+    let cluster = op.cluster();
+    if cluster.is_external() {
+        eprintln!(
+            "SKIPPED: real-NATS scenarios run pods as local processes; not against E2E_KUBECONFIG"
+        );
+        return Ok(None);
+    }
+    if let Some(why) = podrun::unavailable_reason() {
+        bail!("the real-NATS scenarios need the process kubelet: {why}");
+    }
+    let ns = TestNamespace::create(cluster, prefix).await?;
+    let client = cluster.client()?;
+    wait_for_default_service_account(&client, ns.name()).await?;
+    let kubelet = ProcessKubelet::start(cluster, &[ns.name()])?;
+    let operator = if with_operator {
+        Some(InProcessOperator::start(
+            cluster,
+            OperatorOptions::namespace(ns.name()),
+        )?)
+    } else {
+        None
+    };
+    Ok(Some(Env {
+        operator,
+        kubelet,
+        cluster,
+        client,
+        ns,
+    }))
+}
+
+/// Member pod names `1..=n` of `cluster`.
+pub fn members(cluster: &str, n: u32) -> Vec<String> {
+    (1..=n).map(|i| format!("{cluster}-{i:x}")).collect()
+}
+
+/// A v1beta1 NatsCluster manifest with `spec` (indented YAML lines).
+pub fn v1beta1(name: &str, spec: &str) -> String {
+    format!(
+        "apiVersion: nats.io/v1beta1\nkind: NatsCluster\nmetadata:\n  name: {name}\nspec:\n{spec}"
+    )
+}
+
+/// The Go operator's `WaitUntilFullMeshWithVersion`: every member's `/varz` reports
+/// `version` and its `/routez` shows routes to the `size-1` other members (distinct remote
+/// server ids: 2.10+ pools several connections per peer), and no route to anything else.
+pub async fn wait_full_mesh(
+    env: &Env,
+    cluster: &str,
+    size: u32,
+    version: &str,
+) -> Result<Duration> {
+    let t0 = Instant::now();
+    let names = members(cluster, size);
+    poll(
+        READY,
+        Duration::from_millis(250),
+        &format!("{cluster}: full mesh of {size} on {version}"),
+        || {
+            let names = names.clone();
+            async move {
+                let mut ids = BTreeSet::new();
+                let mut remote_sets = Vec::new();
+                for m in &names {
+                    let Some(addr) = env.monitoring(m) else {
+                        return Ok(Err(format!("{m}: no pod IP yet")));
+                    };
+                    let varz = match monitor::get_json(addr, "/varz").await {
+                        Ok(v) => v,
+                        Err(e) => return Ok(Err(format!("{m}: {e:#}"))),
+                    };
+                    if varz["version"] != version {
+                        return Ok(Err(format!("{m}: version {}", varz["version"])));
+                    }
+                    ids.insert(varz["server_id"].as_str().unwrap_or_default().to_string());
+                    let routez = match monitor::get_json(addr, "/routez").await {
+                        Ok(v) => v,
+                        Err(e) => return Ok(Err(format!("{m}: {e:#}"))),
+                    };
+                    let remotes: BTreeSet<String> = routez["routes"]
+                        .as_array()
+                        .map(|r| {
+                            r.iter()
+                                .filter_map(|x| x["remote_id"].as_str().map(str::to_string))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    remote_sets.push((m.clone(), remotes));
+                }
+                for (m, remotes) in &remote_sets {
+                    if remotes.len() != size as usize - 1 || !remotes.is_subset(&ids) {
+                        return Ok(Err(format!(
+                            "{m}: routes to {} servers ({remotes:?}), want {}",
+                            remotes.len(),
+                            size - 1
+                        )));
+                    }
+                }
+                Ok(Ok(()))
+            }
+        },
+    )
+    .await?;
+    Ok(t0.elapsed())
+}
+
+/// Whether any incarnation of `pod` logged that it entered lame duck mode.
+pub fn entered_lame_duck(env: &Env, pod: &str) -> bool {
+    env.kubelet
+        .logs(env.ns(), pod, "nats")
+        .contains("Entering lame duck mode")
+}

