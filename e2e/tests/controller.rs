@@ -13,7 +13,7 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use kube::api::{ListParams, Patch, PatchParams};
+use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use nats_operator::api::v1beta1::NatsCluster;
 use nats_operator::controller::Scope;
@@ -68,15 +68,7 @@ impl Env {
 
     /// Merge-patches the v1beta1 spec.
     async fn patch_spec(&self, name: &str, spec: serde_json::Value) -> Result<()> {
-        self.clusters()
-            .patch(
-                name,
-                &PatchParams::default(),
-                &Patch::Merge(json!({ "spec": spec })),
-            )
-            .await
-            .with_context(|| format!("patching {name}"))?;
-        Ok(())
+        nats_operator_e2e::natscluster::patch_spec(&self.client, self.ns(), name, spec).await
     }
 
     async fn wait_ready(&self, name: &str, size: i32) -> Result<NatsCluster> {

