@@ -245,13 +245,12 @@ async fn nats_server_pid(env: &Env, pod: &str) -> Result<u32> {
     bail!("no nats-server process under {pod}'s container process {root}")
 }
 
-fn signal(pid: u32, sig: &str) -> Result<()> {
-    let ok = std::process::Command::new("kill")
-        .args([&format!("-{sig}"), &pid.to_string()])
-        .status()?
-        .success();
-    ensure!(ok, "kill -{sig} {pid} failed");
-    Ok(())
+fn signal(pid: u32, sig: rustix::process::Signal) -> Result<()> {
+    let pid = i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .context("pid")?;
+    rustix::process::kill_process(pid, sig).with_context(|| format!("signal {sig:?} to {pid:?}"))
 }
 
 /// The whole life of a JetStream cluster under load: two rolls, scaling, storage growth.
@@ -378,7 +377,7 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
         // past catchUpTimeout the cluster is Degraded with a Warning Event. Thawed, the
         // roll goes on.
         let frozen = nats_server_pid(&env, "js-3").await?;
-        signal(frozen, "STOP")?;
+        signal(frozen, rustix::process::Signal::STOP)?;
         let t2 = Instant::now();
         let gate = async {
             env.patch_spec(
@@ -407,7 +406,7 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
             anyhow::Ok(t2.elapsed())
         }
         .await;
-        signal(frozen, "CONT")?;
+        signal(frozen, rustix::process::Signal::CONT)?;
         let degraded_after = gate?;
         env.wait_ready("js", 3).await?;
         stream_healthy(&js).await?;
