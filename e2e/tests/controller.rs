@@ -1632,7 +1632,7 @@ async fn every_upstream_example_reconciles_to_its_rendered_children() -> Result<
 #[tokio::test]
 async fn pod_monitor_follows_the_spec_and_a_missing_crd_is_reported() -> Result<()> {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::api::{ApiResource, DynamicObject, PostParams};
+    use kube::api::{DynamicObject, PostParams};
     let _s = scenario();
     let Some(env) = setup("e2e-ctl-podmon").await? else {
         return Ok(());
@@ -1709,14 +1709,11 @@ async fn pod_monitor_follows_the_spec_and_a_missing_crd_is_reported() -> Result<
     }
     // A spec change (the interval) reconciles; the PodMonitor is made as the spec says.
     env.apply(&v1beta1("mon", &spec("15s", true)))?;
-    let ar = ApiResource {
-        group: "monitoring.coreos.com".into(),
-        version: "v1".into(),
-        api_version: "monitoring.coreos.com/v1".into(),
-        kind: "PodMonitor".into(),
-        plural: "podmonitors".into(),
-    };
-    let monitors: Api<DynamicObject> = Api::namespaced_with(env.client.clone(), env.ns(), &ar);
+    let monitors: Api<DynamicObject> = Api::namespaced_with(
+        env.client.clone(),
+        env.ns(),
+        &nats_operator::render::monitor::pod_monitor_resource(),
+    );
     let pm = poll(
         READY,
         Duration::from_millis(200),

@@ -615,6 +615,13 @@ pub struct JetStream {
     pub catch_up_timeout: String,
 }
 
+impl JetStream {
+    /// The block turns JetStream on (`enabled` is not `false`).
+    pub fn is_enabled(&self) -> bool {
+        self.enabled != Some(false)
+    }
+}
+
 /// `spec.mqtt`: the MQTT listener. MQTT sessions live in JetStream, so it needs
 /// `spec.jetstream`.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
@@ -631,6 +638,17 @@ pub struct Mqtt {
     #[serde(default, skip_serializing_if = "is_zero_i32")]
     #[schemars(range(min = 0, max = 65535))]
     pub max_ack_pending: i32,
+}
+
+impl Mqtt {
+    /// The listen port: `port`, or 1883 when unset.
+    pub fn listen_port(&self) -> i32 {
+        if self.port > 0 {
+            self.port
+        } else {
+            super::validate::MQTT_PORT
+        }
+    }
 }
 
 /// JetStream file storage on a PersistentVolumeClaim per member.

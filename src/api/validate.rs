@@ -962,13 +962,9 @@ fn check_listeners(r: &mut Report, s: &b::NatsClusterSpec, pod: &b::PodPolicy) {
         );
     }
     if let Some(m) = &s.mqtt {
-        let port = if m.port == 0 { MQTT_PORT } else { m.port };
-        check_port(r, "spec.mqtt.port", port, &mut used);
+        check_port(r, "spec.mqtt.port", m.listen_port(), &mut used);
         check_duration(r, "spec.mqtt.ackWait", &m.ack_wait, true);
-        if s.jetstream
-            .as_ref()
-            .is_none_or(|j| j.enabled == Some(false))
-        {
+        if s.jetstream.as_ref().is_none_or(|j| !j.is_enabled()) {
             r.err(FieldError::required(
                 "spec.jetstream",
                 "MQTT keeps its sessions and retained messages in JetStream: set spec.jetstream or remove spec.mqtt",
@@ -988,8 +984,8 @@ fn url_field(path: &str, i: usize, j: usize) -> String {
 fn check_jetstream(r: &mut Report, s: &b::NatsClusterSpec, old: Option<&b::NatsClusterSpec>) {
     let old_js = old
         .and_then(|o| o.jetstream.as_ref())
-        .filter(|j| j.enabled != Some(false));
-    let js = s.jetstream.as_ref().filter(|j| j.enabled != Some(false));
+        .filter(|j| j.is_enabled());
+    let js = s.jetstream.as_ref().filter(|j| j.is_enabled());
     let Some(js) = js else {
         if old_js.is_some() {
             r.warn("spec.jetstream: turning JetStream off stops every stream; data stays on the volumes");

@@ -669,15 +669,11 @@ async fn reconcile_pod_monitor(
     else {
         return Ok(0);
     };
-    let ar = kube::discovery::ApiResource {
-        group: "monitoring.coreos.com".into(),
-        version: "v1".into(),
-        api_version: render::monitor::POD_MONITOR_API_VERSION.into(),
-        kind: "PodMonitor".into(),
-        plural: "podmonitors".into(),
-    };
-    let api: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(ctx.client.clone(), &meta.namespace, &ar);
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        ctx.client.clone(),
+        &meta.namespace,
+        &render::monitor::pod_monitor_resource(),
+    );
     let what = format!("PodMonitor {}/{}", meta.namespace, meta.name);
     let desired = render::pod_monitor(&cluster.spec, meta);
     let existing = match api.get_opt(&meta.name).await {

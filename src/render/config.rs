@@ -346,7 +346,7 @@ pub fn nats_conf(
 
     if let Some(mq) = spec.mqtt.as_ref() {
         let mut m = ConfMap::new();
-        m.set("port", super::mqtt_port(spec).unwrap_or(mq.port));
+        m.set("port", mq.listen_port());
         if let Some(t) = listener_tls(tls.mqtt.as_ref(), &paths.mqtt_tls) {
             m.set("tls", t);
         }

@@ -266,18 +266,12 @@ pub enum RenderError {
 pub fn jetstream_enabled(spec: &b::NatsClusterSpec) -> bool {
     spec.jetstream
         .as_ref()
-        .is_some_and(|j| j.enabled != Some(false))
+        .is_some_and(b::JetStream::is_enabled)
 }
 
 /// The MQTT listen port (`spec.mqtt.port`, default 1883), when MQTT is on.
 pub fn mqtt_port(spec: &b::NatsClusterSpec) -> Option<i32> {
-    spec.mqtt.as_ref().map(|m| {
-        if m.port > 0 {
-            m.port
-        } else {
-            crate::api::validate::MQTT_PORT
-        }
-    })
+    spec.mqtt.as_ref().map(b::Mqtt::listen_port)
 }
 
 /// Whether a sidecar block is enabled.

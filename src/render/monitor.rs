@@ -12,6 +12,17 @@ use crate::api::v1beta1::NatsClusterSpec;
 /// API group/version of the PodMonitor.
 pub const POD_MONITOR_API_VERSION: &str = "monitoring.coreos.com/v1";
 
+/// The PodMonitor kind, for a dynamic API client.
+pub fn pod_monitor_resource() -> kube::discovery::ApiResource {
+    kube::discovery::ApiResource {
+        group: "monitoring.coreos.com".into(),
+        version: "v1".into(),
+        api_version: POD_MONITOR_API_VERSION.into(),
+        kind: "PodMonitor".into(),
+        plural: "podmonitors".into(),
+    }
+}
+
 /// The PodMonitor, when `spec.pod.podMonitor.enabled` and the exporter runs.
 pub fn pod_monitor(spec: &NatsClusterSpec, meta: &ClusterMeta) -> Option<Value> {
     let pod = spec.pod.as_ref()?;

@@ -355,18 +355,13 @@ impl Worker {
         self.stores
             .secrets
             .get(&ObjectRef::new(name).within(&st.ns))
+            // `stringData` after `data`: its keys win, as the apiserver merges them.
             .map(|sec| {
-                let mut data: BTreeMap<String, Vec<u8>> = sec
-                    .data
-                    .clone()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.0))
-                    .collect();
-                for (k, v) in sec.string_data.clone().unwrap_or_default() {
-                    data.insert(k, v.into_bytes());
-                }
-                data
+                let bytes = sec.data.clone().unwrap_or_default();
+                let text = sec.string_data.clone().unwrap_or_default();
+                (bytes.into_iter().map(|(k, v)| (k, v.0)))
+                    .chain(text.into_iter().map(|(k, v)| (k, v.into_bytes())))
+                    .collect()
             })
     }
 
@@ -376,17 +371,11 @@ impl Worker {
             .configmaps
             .get(&ObjectRef::new(name).within(&st.ns))
             .map(|cm| {
-                let mut data: BTreeMap<String, Vec<u8>> = cm
-                    .data
-                    .clone()
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k, v.into_bytes()))
-                    .collect();
-                for (k, v) in cm.binary_data.clone().unwrap_or_default() {
-                    data.insert(k, v.0);
-                }
-                data
+                let text = cm.data.clone().unwrap_or_default();
+                let bytes = cm.binary_data.clone().unwrap_or_default();
+                (text.into_iter().map(|(k, v)| (k, v.into_bytes())))
+                    .chain(bytes.into_iter().map(|(k, v)| (k, v.0)))
+                    .collect()
             })
     }
 
