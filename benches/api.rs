@@ -1,11 +1,12 @@
 //! Criterion benchmarks of the pure API functions: validate, default and convert on the
-//! richest upstream example, and a 500-object conversion batch (a LIST's worth).
+//! richest upstream example (conversion both on `Value`s and on JSON text, the webhook's
+//! fast path), and a 500-object conversion batch (a LIST's worth).
 
 use std::hint::black_box;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use nats_operator::api::admission::{default_object, validate_object};
-use nats_operator::api::convert::convert_object;
+use nats_operator::api::convert::{convert_object, convert_text};
 use serde_json::Value;
 
 fn richest_example() -> Value {
@@ -32,6 +33,11 @@ fn bench(c: &mut Criterion) {
     });
     c.bench_function("convert v1beta1->v1alpha2 super-cluster", |b| {
         b.iter(|| convert_object(black_box(beta.clone()), "nats.io/v1alpha2"))
+    });
+    // What the webhook does per object: text in, text out (the fast path).
+    let beta_text = beta.to_string();
+    c.bench_function("convert text v1beta1->v1alpha2 super-cluster", |b| {
+        b.iter(|| convert_text(black_box(&beta_text), "nats.io/v1alpha2"))
     });
     let batch: Vec<Value> = (0..500).map(|_| beta.clone()).collect();
     c.bench_function("convert 500 objects v1beta1->v1alpha2", |b| {

@@ -8,9 +8,10 @@ use nats_operator_webhook::{
     WebhookState,
 };
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use crate::api::admission::{default_object, validate_object_with};
-use crate::api::convert::convert_object;
+use crate::api::convert::{convert_object, convert_text};
 use crate::controller::cache::Caches;
 
 /// Where the validating webhook finds the operator's informer cache: empty on a
@@ -115,6 +116,10 @@ pub struct NatsConversion;
 impl Converter for NatsConversion {
     fn convert(&self, object: Value, desired_api_version: &str) -> Result<Value, String> {
         convert_object(object, desired_api_version).map_err(|e| e.to_string())
+    }
+
+    fn convert_text(&self, object: &str, desired_api_version: &str) -> Option<Box<RawValue>> {
+        convert_text(object, desired_api_version)
     }
 }
 

@@ -5,6 +5,7 @@ mod support;
 
 use nats_operator::api::convert::{
     ALPHA_RESIDUAL_ANNOTATION, BETA_RESIDUAL_ANNOTATION, convert_object, convert_object_reference,
+    convert_text,
 };
 use nats_operator::api::crd::{ConversionEndpoint, nats_cluster};
 use nats_operator::api::{V1ALPHA2, V1BETA1, v1alpha2, v1beta1};
@@ -72,6 +73,37 @@ fn generated(version: &'static str) -> impl Strategy<Value = Value> {
     })
 }
 
+/// When the text fast path takes an object, its result is the `Value` path's, and it
+/// takes the common case: no residual before or after.
+fn same_as_text_path(original: &Value, to: &str) -> Result<(), TestCaseError> {
+    let text = original.to_string();
+    let slow = convert_object(original.clone(), to);
+    match convert_text(&text, to) {
+        Some(fast) => {
+            let fast: Value = serde_json::from_str(fast.get())
+                .map_err(|e| TestCaseError::fail(format!("fast path wrote bad JSON: {e}")))?;
+            prop_assert_eq!(Ok(fast), slow, "{} -> {}", original, to);
+        }
+        None => {
+            let residual = |v: &Value| {
+                let a = &v["metadata"]["annotations"];
+                a.get(ALPHA_RESIDUAL_ANNOTATION).is_some()
+                    || a.get(BETA_RESIDUAL_ANNOTATION).is_some()
+            };
+            let common = original["apiVersion"] != to
+                && !residual(original)
+                && slow.as_ref().is_ok_and(|s| !residual(s));
+            prop_assert!(
+                !common,
+                "the text path declined a plain conversion: {} -> {}",
+                original,
+                to
+            );
+        }
+    }
+    Ok(())
+}
+
 proptest! {
     #![proptest_config(ProptestConfig { cases: 400, ..ProptestConfig::default() })]
 
@@ -104,6 +136,7 @@ proptest! {
                 let fast = convert_object(original.clone(), to);
                 let reference = convert_object_reference(original.clone(), to);
                 prop_assert_eq!(&fast, &reference, "{} -> {}", original, to);
+                same_as_text_path(&original, to)?;
                 // The converted object carries the residual, if any: convert it back too.
                 if let Ok(there) = fast {
                     for back_to in [V1ALPHA2, V1BETA1] {
@@ -111,6 +144,7 @@ proptest! {
                             convert_object(there.clone(), back_to),
                             convert_object_reference(there.clone(), back_to)
                         );
+                        same_as_text_path(&there, back_to)?;
                     }
                 }
             }

@@ -225,9 +225,10 @@ pub async fn wait_full_mesh(
     Ok(t0.elapsed())
 }
 
-/// Whether any incarnation of `pod` logged that it entered lame duck mode.
+/// Whether `pod` was replaced at least once, and every incarnation that shut down
+/// entered lame duck mode first (a server stopped without it logs only the exit).
 pub fn entered_lame_duck(env: &Env, pod: &str) -> bool {
-    env.kubelet
-        .logs(env.ns(), pod, "nats")
-        .contains("Entering lame duck mode")
+    let logs = env.kubelet.logs(env.ns(), pod, "nats");
+    let exits = logs.matches("Server Exiting").count();
+    exits > 0 && logs.matches("Entering lame duck mode").count() >= exits
 }

@@ -222,6 +222,21 @@ fn member_view(cluster: &str, pod: &Pod, desired_hash: Option<&String>) -> Membe
     }
 }
 
+/// The apiserver refuses an Event whose note is over 1 KiB (events.k8s.io/v1): cut
+/// longer ones (e.g. every lagging member of a large cluster) at a character boundary.
+fn fit_event_note(mut note: String) -> String {
+    const MAX: usize = 1024;
+    if note.len() > MAX {
+        let mut end = MAX - '…'.len_utf8();
+        while !note.is_char_boundary(end) {
+            end -= 1;
+        }
+        note.truncate(end);
+        note.push('…');
+    }
+    note
+}
+
 pub(crate) async fn event(
     ctx: &Context,
     cluster: &NatsCluster,
@@ -233,7 +248,7 @@ pub(crate) async fn event(
     let ev = Event {
         type_,
         reason: reason.into(),
-        note: Some(note),
+        note: Some(fit_event_note(note)),
         action: action.into(),
         secondary: None,
     };
@@ -587,21 +602,25 @@ async fn catch_up_gate(
     };
     let spec = &cluster.spec;
     let https = spec.tls.as_ref().is_some_and(|t| t.https_monitoring);
-    let mut blocked = None;
-    for p in pods
+    // Every other live member at once: the wait is one health timeout, not one per
+    // member, and the message names every member that is behind (a frozen meta leader
+    // makes the others report "not current" too).
+    let checks = pods
         .iter()
         .filter(|p| p.name_any() != target && p.metadata.deletion_timestamp.is_none())
-    {
-        let name = p.name_any();
-        let Some(ip) = p.status.as_ref().and_then(|s| s.pod_ip.clone()) else {
-            blocked = Some(format!("{name} has no pod IP yet"));
-            break;
-        };
-        if let Err(why) = super::health::verdict(&name, &super::health::check(&ip, https).await) {
-            blocked = Some(why);
-            break;
-        }
-    }
+        .map(|p| async move {
+            let name = p.name_any();
+            match p.status.as_ref().and_then(|s| s.pod_ip.clone()) {
+                None => Err(format!("{name} has no pod IP yet")),
+                Some(ip) => super::health::verdict(&name, &super::health::check(&ip, https).await),
+            }
+        });
+    let behind: Vec<String> = futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect();
+    let blocked = (!behind.is_empty()).then(|| behind.join("; "));
     let key = cluster.metadata.uid.clone().unwrap_or_default();
     let Some(why) = blocked else {
         if let Ok(mut waits) = ctx.catch_up.lock() {
@@ -868,6 +887,15 @@ pub fn error_policy(_cluster: Arc<NatsCluster>, error: &Error, ctx: Arc<Context>
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn event_notes_fit_the_apiserver_limit() {
+        assert_eq!(fit_event_note("short".into()), "short");
+        let long = "é".repeat(700); // 1400 bytes, 2 per character
+        let cut = fit_event_note(long);
+        assert!(cut.len() <= 1024, "{}", cut.len());
+        assert!(cut.ends_with('…') && cut.starts_with("éé"));
+    }
 
     #[test]
     fn subset_ignores_server_defaults() {

@@ -83,6 +83,46 @@ pub(crate) enum GuardError {
     Panicked,
 }
 
+/// Request bodies up to this size are decided on the async worker itself: their domain
+/// call takes microseconds, less than a hand-off to the blocking pool and back costs.
+pub(crate) const INLINE_BODY_LIMIT: usize = 64 * 1024;
+
+/// Runs a small synchronous domain call on the current thread, catching panics.
+pub(crate) fn run_inline<T, F>(what: &'static str, f: F) -> Result<T, GuardError>
+where
+    F: FnOnce() -> T,
+{
+    catch_unwind(AssertUnwindSafe(f)).map_err(|payload| {
+        tracing::error!(
+            handler = what,
+            panic = %panic_message(payload.as_ref()),
+            "domain call panicked"
+        );
+        GuardError::Panicked
+    })
+}
+
+/// Runs a domain call for a request body of `body_len` bytes: inline when small (see
+/// [`INLINE_BODY_LIMIT`]), else on the blocking pool under `deadline`.
+pub(crate) async fn run_sized<T, F>(
+    what: &'static str,
+    body_len: usize,
+    deadline: Duration,
+    f: F,
+) -> Result<T, GuardError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    if deadline.is_zero() {
+        Err(GuardError::DeadlineExceeded(deadline))
+    } else if body_len <= INLINE_BODY_LIMIT {
+        run_inline(what, f)
+    } else {
+        run_guarded(what, deadline, f).await
+    }
+}
+
 /// Runs a synchronous domain call on the blocking pool under `deadline`, catching panics.
 ///
 /// On overrun the caller gets an error at the deadline; the blocking thread itself
@@ -171,5 +211,25 @@ mod tests {
             Err(GuardError::DeadlineExceeded(Duration::from_millis(20)))
         );
         assert_eq!(run_guarded("t", Duration::from_secs(5), || 7).await, Ok(7));
+    }
+
+    #[tokio::test]
+    async fn sized_runs_small_calls_inline_and_still_contains_panics() {
+        let here = std::thread::current().id();
+        let small = run_sized("t", 10, Duration::from_secs(5), move || {
+            std::thread::current().id() == here
+        });
+        assert_eq!(small.await, Ok(true));
+        let large = run_sized(
+            "t",
+            INLINE_BODY_LIMIT + 1,
+            Duration::from_secs(5),
+            move || std::thread::current().id() == here,
+        );
+        assert_eq!(large.await, Ok(false));
+        let r: Result<(), _> = run_sized("t", 10, Duration::from_secs(5), || panic!("boom")).await;
+        assert_eq!(r, Err(GuardError::Panicked));
+        let r = run_sized("t", 10, Duration::ZERO, || ()).await;
+        assert_eq!(r, Err(GuardError::DeadlineExceeded(Duration::ZERO)));
     }
 }

@@ -11,6 +11,12 @@
 //! [`serve`] / [`serve_with`] run it over TLS with HTTP/1.1 keep-alive and graceful
 //! shutdown.
 //!
+//! Where the domain runs: a request body up to 64 KiB (every single-object review) is
+//! decided on the async worker, since a hand-off to the blocking pool costs more than
+//! the call; larger ones run on the blocking pool under the caller's `?timeout=`
+//! deadline, and a large ConversionReview is split across the cores. Domain calls must
+//! therefore be pure and quick; every one is guarded against panics.
+//!
 //! ```no_run
 //! use std::sync::Arc;
 //! use nats_operator_webhook::{

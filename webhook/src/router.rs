@@ -29,7 +29,7 @@ use crate::conversion::{
     CONVERSION_API_VERSION, CONVERSION_REVIEW_KIND, ConversionReviewIn, ConversionReviewOut,
     ConversionReviewSkeleton, Converter, convert_review,
 };
-use crate::deadline::{GuardError, run_guarded, timeout_from_query};
+use crate::deadline::{GuardError, run_sized, timeout_from_query};
 
 /// Default body limit for `/validate` and `/mutate` (an UPDATE carries two objects).
 pub const DEFAULT_ADMISSION_BODY_LIMIT: usize = 16 * 1024 * 1024;
@@ -569,6 +569,7 @@ async fn admission(state: WebhookState, req: Request, kind: AdmissionKind) -> Re
         Ok(r) => r,
         Err(early) => return early.into_response(),
     };
+    let body_len = body.len();
     drop(body);
 
     let uid = request.uid.clone();
@@ -577,7 +578,7 @@ async fn admission(state: WebhookState, req: Request, kind: AdmissionKind) -> Re
     let validator = inner.validator.clone();
     let mutator = inner.mutator.clone();
     let remaining = budget.saturating_sub(started.elapsed());
-    let outcome = run_guarded(kind.name(), remaining, move || {
+    let outcome = run_sized(kind.name(), body_len, remaining, move || {
         let (out, allowed) = decide(kind, validator.as_ref(), mutator.as_ref(), &request);
         (serde_json::to_vec(&out), allowed)
     })
@@ -612,7 +613,9 @@ async fn admission(state: WebhookState, req: Request, kind: AdmissionKind) -> Re
 // ---------------------------------------------------------------------------------
 // Conversion.
 
-fn parse_conversion(body: &[u8]) -> Result<(String, String, Vec<serde_json::Value>), Early> {
+fn parse_conversion(
+    body: &[u8],
+) -> Result<(String, String, Vec<Box<serde_json::value::RawValue>>), Early> {
     let envelope_ok = |api: &Option<String>, kind: &Option<String>| {
         api.as_deref() == Some(CONVERSION_API_VERSION)
             && kind.as_deref() == Some(CONVERSION_REVIEW_KIND)
@@ -684,13 +687,14 @@ async fn convert(State(state): State<WebhookState>, req: Request) -> Response {
         Ok(parts) => parts,
         Err(early) => return early.into_response(),
     };
+    let body_len = body.len();
     drop(body);
 
     let count = objects.len();
     let converter = inner.converter.clone();
     let uid_for_task = uid.clone();
     let remaining = budget.saturating_sub(started.elapsed());
-    let outcome = run_guarded("convert", remaining, move || {
+    let outcome = run_sized("convert", body_len, remaining, move || {
         let out = convert_review(converter.as_ref(), uid_for_task, &desired, objects);
         serde_json::to_vec(&out)
     })

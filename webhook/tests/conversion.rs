@@ -126,19 +126,25 @@ async fn object_without_kind_fails() {
     );
 }
 
-#[tokio::test]
-async fn large_review_500_objects() {
-    let r = test_router();
+/// A review of `n` copies of the fixture's first object, named by `name(i)`.
+fn large_review(n: usize, name: impl Fn(usize) -> String) -> serde_json::Value {
     let mut review = fixture_json("conversion-mixed.json");
     let template = review["request"]["objects"][0].clone();
-    let objects: Vec<_> = (0..500)
+    let objects: Vec<_> = (0..n)
         .map(|i| {
             let mut o = template.clone();
-            o["metadata"]["name"] = json!(format!("c{i}"));
+            o["metadata"]["name"] = json!(name(i));
             o
         })
         .collect();
     review["request"]["objects"] = json!(objects);
+    review
+}
+
+#[tokio::test]
+async fn large_review_500_objects() {
+    let r = test_router();
+    let review = large_review(500, |i| format!("c{i}"));
     let v = post(&r, "/convert", review.to_string()).await.json();
     let out = v["response"]["convertedObjects"].as_array().unwrap();
     assert_eq!(out.len(), 500);
@@ -146,4 +152,39 @@ async fn large_review_500_objects() {
         assert_eq!(o["metadata"]["name"], format!("c{i}"));
         assert_eq!(o["apiVersion"], "nats.io/v1beta1");
     }
+}
+
+#[tokio::test]
+async fn large_review_reports_its_first_failure() {
+    // Large reviews are converted in parallel chunks; the failure reported is still the
+    // first in the review, whichever chunk finishes first.
+    let r = test_router();
+    // (On 2 cores: #260 fails early in the second chunk, #240 late in the first.)
+    let name = |i: usize| match i {
+        240 => "broken".to_owned(),
+        260 | 470 => "panic".to_owned(),
+        _ => format!("c{i}"),
+    };
+    let v = post(&r, "/convert", large_review(500, name).to_string())
+        .await
+        .json();
+    assert_eq!(
+        v["response"]["result"],
+        json!({"status": "Failure", "message": "NatsCluster nats/broken: spec.size must be a number"})
+    );
+    assert_eq!(v["response"]["convertedObjects"], json!([]));
+    let late = |i: usize| {
+        if i == 480 {
+            "panic".to_owned()
+        } else {
+            format!("c{i}")
+        }
+    };
+    let v = post(&r, "/convert", large_review(500, late).to_string())
+        .await
+        .json();
+    assert_eq!(
+        v["response"]["result"],
+        json!({"status": "Failure", "message": "NatsCluster nats/panic: internal error"})
+    );
 }

@@ -213,7 +213,11 @@ async fn graceful_shutdown_finishes_in_flight_refuses_new_closes_idle() {
 
     // An in-flight slow request.
     let mut busy = server.connect().await.unwrap();
-    let body = with_name(fixture_json("admission-create.json"), "slow").to_string();
+    // Over 64 KiB, so the slow call runs on the blocking pool, as large reviews do.
+    let mut review = with_name(fixture_json("admission-create.json"), "slow");
+    review["request"]["object"]["metadata"]["annotations"]["padding"] =
+        serde_json::json!("x".repeat(70 * 1024));
+    let body = review.to_string();
     let in_flight = tokio::spawn(async move {
         let r = busy.post_json("/validate?timeout=10s", body).await;
         (r, busy)

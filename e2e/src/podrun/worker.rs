@@ -39,6 +39,9 @@ use super::{KUBELET_MANAGER, NODE_NAME, Shared, Stores};
 
 const TICK: Duration = Duration::from_millis(250);
 const MAX_BACKOFF: Duration = Duration::from_secs(10);
+/// Time between a `preStop` hook's end and SIGTERM: what a real node's container runtime
+/// call takes, at its fast end.
+const CRI_STOP_LATENCY: Duration = Duration::from_millis(20);
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
 struct Proc {
@@ -1131,8 +1134,8 @@ impl Worker {
         Ok(())
     }
 
-    /// `preStop` hooks, then SIGTERM, then SIGKILL when `grace` is over; waits for every
-    /// process to end.
+    /// `preStop` hooks, then SIGTERM (after [`CRI_STOP_LATENCY`]), then SIGKILL when
+    /// `grace` is over; waits for every process to end.
     async fn terminate(&self, st: &mut State, grace: Duration) {
         if let Ok(mut r) = self.shared.records.lock()
             && let Some(rec) = r.get_mut(&st.uid)
@@ -1167,6 +1170,11 @@ impl Worker {
             let _ =
                 tokio::time::timeout_at(deadline.into(), futures::future::join_all(hooks)).await;
             self.shared.stats.pre_stops.fetch_add(1, Ordering::Relaxed);
+            // A real kubelet reaches the container only after a CRI round trip (kubelet →
+            // containerd → runc), never microseconds after the hook. nats-server needs that
+            // moment: it ignores SIGTERM in lame duck mode, but sets the flag on a goroutine
+            // after SIGUSR2, so a SIGTERM 90 µs behind the hook's signal aborted lame duck.
+            tokio::time::sleep(CRI_STOP_LATENCY).await;
         }
         for c in &st.ctrs {
             if let Some(p) = &c.proc {
