@@ -77,45 +77,34 @@ pub fn convert_text(
     let status = parts.status.map(|s| s.get()).filter(|s| *s != "null");
     match (parts.api_version.as_str(), desired_api_version) {
         (V1BETA1, V1ALPHA2) => {
-            let spec_b: b::NatsClusterSpec = serde_json::from_str(spec).ok()?;
-            let spec_a = spec_down(&spec_b);
-            if spec_up(&spec_a) != spec_b {
-                return None;
-            }
-            let status_a = match status {
-                Some(text) => {
-                    let status_b: b::NatsClusterStatus = serde_json::from_str(text).ok()?;
-                    let status_a = status_down(&status_b);
-                    if status_up(&status_a) != status_b {
-                        return None;
-                    }
-                    Some(status_a)
-                }
+            let spec = lossless(spec, spec_down, spec_up)?;
+            let status = match status {
+                Some(text) => Some(lossless(text, status_down, status_up)?),
                 None => None,
             };
-            parts.write(V1ALPHA2, &spec_a, status_a.as_ref())
+            parts.write(V1ALPHA2, &spec, status.as_ref())
         }
         (V1ALPHA2, V1BETA1) => {
-            let spec_a: a::ClusterSpec = serde_json::from_str(spec).ok()?;
-            let spec_b = spec_up(&spec_a);
-            if spec_down(&spec_b) != spec_a {
-                return None;
-            }
-            let status_b = match status {
-                Some(text) => {
-                    let status_a: a::ClusterStatus = serde_json::from_str(text).ok()?;
-                    let status_b = status_up(&status_a);
-                    if status_down(&status_b) != status_a {
-                        return None;
-                    }
-                    Some(status_b)
-                }
+            let spec = lossless(spec, spec_up, spec_down)?;
+            let status = match status {
+                Some(text) => Some(lossless(text, status_up, status_down)?),
                 None => None,
             };
-            parts.write(V1BETA1, &spec_b, status_b.as_ref())
+            parts.write(V1BETA1, &spec, status.as_ref())
         }
         _ => None,
     }
+}
+
+/// Decodes `text`, converts it with `there`, and keeps the result only when `back`
+/// gives the original again (so no residual annotation is needed).
+fn lossless<S, T>(text: &str, there: fn(&S) -> T, back: fn(&T) -> S) -> Option<T>
+where
+    S: serde::de::DeserializeOwned + PartialEq,
+{
+    let original: S = serde_json::from_str(text).ok()?;
+    let converted = there(&original);
+    (back(&converted) == original).then_some(converted)
 }
 
 /// A custom object's top level, its parts left as text. Unknown top-level fields (which

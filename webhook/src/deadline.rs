@@ -114,9 +114,7 @@ where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    if deadline.is_zero() {
-        Err(GuardError::DeadlineExceeded(deadline))
-    } else if body_len <= INLINE_BODY_LIMIT {
+    if body_len <= INLINE_BODY_LIMIT && !deadline.is_zero() {
         run_inline(what, f)
     } else {
         run_guarded(what, deadline, f).await
