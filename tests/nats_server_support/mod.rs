@@ -124,9 +124,10 @@ pub struct Running {
 
 impl Running {
     /// Starts `server -c conf` with the client and monitoring ports on fresh local ports
-    /// (flags override the config's 4222 and 8222) and waits until `/varz` answers. The
-    /// cluster port is not overridden by flag (`--cluster` would also clear the route
-    /// credentials of the config): `cluster` is what the config says.
+    /// (flags override the config's 4222 and 8222) and waits until `/varz` answers and
+    /// the client port accepts. The cluster port is not overridden by flag (`--cluster`
+    /// would also clear the route credentials of the config): `cluster` is what the
+    /// config says.
     pub fn start(server: &Server, conf: &Path, cluster: u16, env: &[(&str, &str)]) -> Running {
         Running::start_with(server, conf, cluster, env, &[])
     }
@@ -168,9 +169,11 @@ impl Running {
             cluster,
             log,
         };
+        // The monitor answers before the client listener opens (with JetStream on, the
+        // server initialises it in between): wait for both.
         let deadline = Instant::now() + Duration::from_secs(15);
         while Instant::now() < deadline {
-            if r.get("/varz").is_some() {
+            if r.get("/varz").is_some() && TcpStream::connect(("127.0.0.1", client)).is_ok() {
                 return r;
             }
             std::thread::sleep(Duration::from_millis(100));
