@@ -137,7 +137,7 @@ where
     if deadline.is_zero() {
         return Err(GuardError::DeadlineExceeded(deadline));
     }
-    let task = tokio::task::spawn_blocking(move || catch_unwind(AssertUnwindSafe(f)));
+    let task = tokio::task::spawn_blocking(move || run_inline(what, f));
     match tokio::time::timeout(deadline, task).await {
         Err(_) => {
             tracing::error!(
@@ -147,15 +147,7 @@ where
             );
             Err(GuardError::DeadlineExceeded(deadline))
         }
-        Ok(Ok(Ok(v))) => Ok(v),
-        Ok(Ok(Err(payload))) => {
-            tracing::error!(
-                handler = what,
-                panic = %panic_message(payload.as_ref()),
-                "domain call panicked"
-            );
-            Err(GuardError::Panicked)
-        }
+        Ok(Ok(result)) => result,
         Ok(Err(join_err)) => {
             tracing::error!(handler = what, error = %join_err, "domain task failed");
             Err(GuardError::Panicked)
