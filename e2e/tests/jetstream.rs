@@ -165,9 +165,14 @@ fn only_retries_copied(copies: &[&Stored], published: &Published) -> Result<()> 
     Ok(())
 }
 
-/// The stream answers with 3 replicas, a leader and every follower current.
-async fn stream_healthy(js: &jetstream::Context) -> Result<()> {
-    poll(
+/// The stream answers with 3 replicas, a leader and every follower current. On timeout
+/// the error carries what the client and every member saw (see [`jetstream_view`]).
+async fn stream_healthy(
+    env: &Env,
+    client: &async_nats::Client,
+    js: &jetstream::Context,
+) -> Result<()> {
+    let r = poll(
         READY,
         Duration::from_millis(500),
         "the R3 stream to have a leader and current replicas",
@@ -193,7 +198,55 @@ async fn stream_healthy(js: &jetstream::Context) -> Result<()> {
             Ok(Ok(()))
         },
     )
-    .await
+    .await;
+    match r {
+        Ok(()) => Ok(()),
+        Err(e) => Err(e.context(jetstream_view(env, client).await)),
+    }
+}
+
+/// The client's connection and, from each member's `/jsz`, its meta leader and its view
+/// of the stream: which of "client cannot reach the cluster" and "the cluster has no
+/// stream leader" a timeout was.
+async fn jetstream_view(env: &Env, client: &async_nats::Client) -> String {
+    let info = client.server_info();
+    let mut out = format!(
+        "client {:?} to {} ({})",
+        client.connection_state(),
+        info.server_name,
+        info.client_ip
+    );
+    for m in members("js", 5) {
+        let Some(addr) = env.monitoring(&m) else {
+            continue;
+        };
+        let view = match monitor::get_json(addr, "/jsz?accounts=true&streams=true&raft=true").await
+        {
+            Ok(j) => {
+                let stream = j["account_details"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .flat_map(|a| a["stream_detail"].as_array().into_iter().flatten())
+                    .find(|s| s["name"] == STREAM);
+                format!(
+                    "meta leader {}, stream {}",
+                    j["meta_cluster"]["leader"],
+                    stream.map_or("absent".into(), |s| format!(
+                        "leader {} msgs {} replicas {}",
+                        s["cluster"]["leader"], s["state"]["messages"], s["cluster"]["replicas"]
+                    ))
+                )
+            }
+            Err(e) => format!("{e:#}"),
+        };
+        let health = match monitor::get(addr, "/healthz").await {
+            Ok(_) => "healthy".to_string(),
+            Err(e) => format!("{e:#}"),
+        };
+        out.push_str(&format!("\n  {m}: {health}; {view}"));
+    }
+    out
 }
 
 /// Every member answers `/healthz` 200 (JetStream current).
@@ -316,11 +369,16 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
         wait_full_mesh(&env, "js", 3, &old).await?;
         members_healthy(&env, "js", 3).await?;
         let proxy = ServiceProxy::start(&env.kubelet, env.ns(), "js", 4222).await?;
+        // Through the Service only, as a client outside the pod network: the pod IPs a
+        // server advertises die with each roll, and the client library never forgets
+        // one, so after three rolls a reconnect would spend minutes (up to 4 s backoff
+        // plus a 5 s connect timeout per dead address) before trying the Service again.
         let client = async_nats::ConnectOptions::new()
             .name("producer")
+            .ignore_discovered_servers()
             .connect(format!("nats://{}", proxy.addr()))
             .await?;
-        let mut js = jetstream::new(client);
+        let mut js = jetstream::new(client.clone());
         js.set_timeout(Duration::from_secs(5));
         poll(READY, Duration::from_millis(500), "creating the R3 stream", || async {
             Ok(match js
@@ -359,13 +417,13 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
         wait_full_mesh(&env, "js", 3, &new).await?;
         env.wait_ready("js", 3).await?;
         let upgrade = t0.elapsed();
-        stream_healthy(&js).await?;
+        stream_healthy(&env, &client, &js).await?;
         let t1 = Instant::now();
         env.patch_spec("js", json!({"pod": {"annotations": {"e2e.nats.io/rolled": "yes"}}}))
             .await?;
         env.wait_ready("js", 3).await?;
         let respec = t1.elapsed();
-        stream_healthy(&js).await?;
+        stream_healthy(&env, &client, &js).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         stop.store(true, Ordering::Relaxed);
         let published = load.await?;
@@ -398,11 +456,11 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
         env.patch_spec("js", json!({"size": 5})).await?;
         env.wait_ready("js", 5).await?;
         wait_full_mesh(&env, "js", 5, &new).await?;
-        stream_healthy(&js).await?;
+        stream_healthy(&env, &client, &js).await?;
         ensure!(claims(&env).await?.len() == 5, "one claim per member");
         env.patch_spec("js", json!({"size": 3})).await?;
         env.wait_ready("js", 3).await?;
-        stream_healthy(&js).await?;
+        stream_healthy(&env, &client, &js).await?;
         members_healthy(&env, "js", 3).await?;
         poll(READY, Duration::from_millis(500), "claims of js-4 and js-5 deleted", || async {
             let names: Vec<String> = claims(&env)
@@ -458,7 +516,7 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
         signal(frozen, rustix::process::Signal::CONT)?;
         let degraded_after = gate?;
         env.wait_ready("js", 3).await?;
-        stream_healthy(&js).await?;
+        stream_healthy(&env, &client, &js).await?;
         println!(
             "NUMBERS jetstream gate: roll held while js-3 was frozen, Degraded after {:.1} s (catchUpTimeout 5s); roll completed {:.1} s after the thaw",
             degraded_after.as_secs_f64(),

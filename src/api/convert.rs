@@ -50,86 +50,91 @@ pub fn convert_object(object: Value, desired_api_version: &str) -> Result<Value,
 }
 
 /// [`convert_object`] on JSON text, for the common case only: a `NatsCluster` with no
-/// residual annotation whose conversion needs none either. The object is decoded
-/// straight into the typed spec and status and the result written straight from them,
-/// with `metadata` passed through as text: about half the work of the `Value` path.
-/// `None` means "not that case" (or not decodable): use [`convert_object`], which also
-/// produces the error messages. When `Some`, the JSON equals what [`convert_object`]
-/// returns for the same object.
+/// residual annotation whose conversion needs none either. The object is decoded in one
+/// pass straight into the typed spec and status of the other served version, and the
+/// result written straight from them, with `metadata` passed through as text: about
+/// half the work of the `Value` path. `None` means "not that case" (or not decodable):
+/// use [`convert_object`], which also produces the error messages. When `Some`, the
+/// JSON equals what [`convert_object`] returns for the same object.
 pub fn convert_text(
     object: &str,
     desired_api_version: &str,
 ) -> Option<Box<serde_json::value::RawValue>> {
-    let parts: TextParts<'_> = serde_json::from_str(object).ok()?;
-    if parts.kind != "NatsCluster" || parts.api_version == desired_api_version {
-        return None;
-    }
-    // A residual annotation (either way round) takes the slow path, which reads it.
-    if let Some(meta) = parts.metadata {
-        let keys: MetadataKeys = serde_json::from_str(meta.get()).ok()?;
-        if keys.annotations.contains_key(ALPHA_RESIDUAL_ANNOTATION)
-            || keys.annotations.contains_key(BETA_RESIDUAL_ANNOTATION)
-        {
-            return None;
-        }
-    }
-    let spec = parts.spec.filter(|s| s.get() != "null")?.get();
-    let status = parts.status.map(|s| s.get()).filter(|s| *s != "null");
-    match (parts.api_version.as_str(), desired_api_version) {
-        (V1BETA1, V1ALPHA2) => {
+    match desired_api_version {
+        V1ALPHA2 => {
+            let o: TextObject<'_, b::NatsClusterSpec, b::NatsClusterStatus> =
+                serde_json::from_str(object).ok()?;
+            let (spec, status) = o.plain(V1BETA1)?;
             let spec = lossless(spec, spec_down, spec_up)?;
             let status = match status {
-                Some(text) => Some(lossless(text, status_down, status_up)?),
+                Some(st) => Some(lossless(st, status_down, status_up)?),
                 None => None,
             };
-            parts.write(V1ALPHA2, &spec, status.as_ref())
+            o.write(V1ALPHA2, &spec, status.as_ref())
         }
-        (V1ALPHA2, V1BETA1) => {
+        V1BETA1 => {
+            let o: TextObject<'_, a::ClusterSpec, a::ClusterStatus> =
+                serde_json::from_str(object).ok()?;
+            let (spec, status) = o.plain(V1ALPHA2)?;
             let spec = lossless(spec, spec_up, spec_down)?;
             let status = match status {
-                Some(text) => Some(lossless(text, status_up, status_down)?),
+                Some(st) => Some(lossless(st, status_up, status_down)?),
                 None => None,
             };
-            parts.write(V1BETA1, &spec, status.as_ref())
+            o.write(V1BETA1, &spec, status.as_ref())
         }
         _ => None,
     }
 }
 
-/// Decodes `text`, converts it with `there`, and keeps the result only when `back`
-/// gives the original again (so no residual annotation is needed).
-fn lossless<S, T>(text: &str, there: fn(&S) -> T, back: fn(&T) -> S) -> Option<T>
-where
-    S: serde::de::DeserializeOwned + PartialEq,
-{
-    let original: S = serde_json::from_str(text).ok()?;
-    let converted = there(&original);
-    (back(&converted) == original).then_some(converted)
+/// Converts `original` with `there`, and keeps the result only when `back` gives the
+/// original again (so no residual annotation is needed).
+fn lossless<S: PartialEq, T>(original: &S, there: fn(&S) -> T, back: fn(&T) -> S) -> Option<T> {
+    let converted = there(original);
+    (back(&converted) == *original).then_some(converted)
 }
 
-/// A custom object's top level, its parts left as text. Unknown top-level fields (which
-/// a structural schema prunes anyway) take the slow path.
+/// A custom object decoded for [`convert_text`]: `metadata` left as text, `spec` and
+/// `status` typed as the version the object is expected to be in. Unknown top-level
+/// fields (which a structural schema prunes anyway) take the slow path.
 #[derive(serde::Deserialize)]
 #[serde(deny_unknown_fields)]
-struct TextParts<'a> {
+struct TextObject<'a, S, T> {
     #[serde(rename = "apiVersion")]
     api_version: String,
     kind: String,
     #[serde(borrow, default)]
     metadata: Option<&'a serde_json::value::RawValue>,
-    #[serde(borrow, default)]
-    spec: Option<&'a serde_json::value::RawValue>,
-    #[serde(borrow, default)]
-    status: Option<&'a serde_json::value::RawValue>,
+    #[serde(default = "Option::default")]
+    spec: Option<S>,
+    #[serde(default = "Option::default")]
+    status: Option<T>,
 }
 
-impl TextParts<'_> {
+impl<S, T> TextObject<'_, S, T> {
+    /// Spec and status when this is a `NatsCluster` in `source` with a spec and no
+    /// residual annotation (either way round: the slow path reads it).
+    fn plain(&self, source: &str) -> Option<(&S, Option<&T>)> {
+        if self.kind != "NatsCluster" || self.api_version != source {
+            return None;
+        }
+        if let Some(meta) = self.metadata {
+            let keys: MetadataKeys = serde_json::from_str(meta.get()).ok()?;
+            if keys.annotations.contains_key(ALPHA_RESIDUAL_ANNOTATION)
+                || keys.annotations.contains_key(BETA_RESIDUAL_ANNOTATION)
+            {
+                return None;
+            }
+        }
+        Some((self.spec.as_ref()?, self.status.as_ref()))
+    }
+
     /// The converted object: metadata as it came, new apiVersion, spec and status.
-    fn write<S: serde::Serialize, T: serde::Serialize>(
+    fn write<S2: serde::Serialize, T2: serde::Serialize>(
         &self,
         api_version: &str,
-        spec: &S,
-        status: Option<&T>,
+        spec: &S2,
+        status: Option<&T2>,
     ) -> Option<Box<serde_json::value::RawValue>> {
         #[derive(serde::Serialize)]
         struct Out<'a, S, T> {
