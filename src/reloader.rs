@@ -601,7 +601,16 @@ mod tests {
             signal_server(&pid_file),
             Err(SignalError::OwnPid { .. })
         ));
-        // `sleep` does not handle SIGHUP, so it dies of it: proof of delivery.
+        // `sleep` does not handle SIGHUP, so it dies of it: proof of delivery. Unless the
+        // test runs under `nohup`, whose ignored SIGHUP a child inherits: a handler in
+        // this process (tokio's, as the reloader uses) is reset to the default on exec.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _hangup = rt.block_on(async {
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).unwrap()
+        });
         let mut child = std::process::Command::new("sleep")
             .arg("30")
             .spawn()
