@@ -61,30 +61,47 @@ pub fn convert_text(
     desired_api_version: &str,
 ) -> Option<Box<serde_json::value::RawValue>> {
     match desired_api_version {
-        V1ALPHA2 => {
-            let o: TextObject<'_, b::NatsClusterSpec, b::NatsClusterStatus> =
-                serde_json::from_str(object).ok()?;
-            let (spec, status) = o.plain(V1BETA1)?;
-            let spec = lossless(spec, spec_down, spec_up)?;
-            let status = match status {
-                Some(st) => Some(lossless(st, status_down, status_up)?),
-                None => None,
-            };
-            o.write(V1ALPHA2, &spec, status.as_ref())
-        }
-        V1BETA1 => {
-            let o: TextObject<'_, a::ClusterSpec, a::ClusterStatus> =
-                serde_json::from_str(object).ok()?;
-            let (spec, status) = o.plain(V1ALPHA2)?;
-            let spec = lossless(spec, spec_up, spec_down)?;
-            let status = match status {
-                Some(st) => Some(lossless(st, status_up, status_down)?),
-                None => None,
-            };
-            o.write(V1BETA1, &spec, status.as_ref())
-        }
+        V1ALPHA2 => text_one_way::<b::NatsClusterSpec, b::NatsClusterStatus, _, _>(
+            object,
+            (V1BETA1, V1ALPHA2),
+            (spec_down, spec_up),
+            (status_down, status_up),
+        ),
+        V1BETA1 => text_one_way::<a::ClusterSpec, a::ClusterStatus, _, _>(
+            object,
+            (V1ALPHA2, V1BETA1),
+            (spec_up, spec_down),
+            (status_up, status_down),
+        ),
         _ => None,
     }
+}
+
+/// A part's conversion to the other version and back.
+type ThereAndBack<A, B> = (fn(&A) -> B, fn(&B) -> A);
+
+/// [`convert_text`] from version `from` (spec `S`, status `T`) to `to` (`S2`, `T2`),
+/// with each part's conversion there and back.
+fn text_one_way<S, T, S2, T2>(
+    object: &str,
+    (from, to): (&str, &str),
+    spec: ThereAndBack<S, S2>,
+    status: ThereAndBack<T, T2>,
+) -> Option<Box<serde_json::value::RawValue>>
+where
+    S: serde::de::DeserializeOwned + PartialEq,
+    T: serde::de::DeserializeOwned + PartialEq,
+    S2: serde::Serialize,
+    T2: serde::Serialize,
+{
+    let o: TextObject<'_, S, T> = serde_json::from_str(object).ok()?;
+    let (original_spec, original_status) = o.plain(from)?;
+    let converted_spec = lossless(original_spec, spec.0, spec.1)?;
+    let converted_status = match original_status {
+        Some(st) => Some(lossless(st, status.0, status.1)?),
+        None => None,
+    };
+    o.write(to, &converted_spec, converted_status.as_ref())
 }
 
 /// Converts `original` with `there`, and keeps the result only when `back` gives the
@@ -105,6 +122,7 @@ struct TextObject<'a, S, T> {
     kind: String,
     #[serde(borrow, default)]
     metadata: Option<&'a serde_json::value::RawValue>,
+    // (`default` alone would demand `S: Default` and `T: Default` of the derive.)
     #[serde(default = "Option::default")]
     spec: Option<S>,
     #[serde(default = "Option::default")]
