@@ -21,8 +21,10 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Run the operator: the HTTPS admission and conversion webhooks with self-managed
-    /// (or provided) certificates and caBundle injection, and health endpoints.
+    /// Run the operator: the HTTPS admission and conversion webhooks (self-managed or
+    /// provided certificates, caBundle injection) on every replica, and the reconcile loop
+    /// that turns NatsClusters into running NATS clusters on the replica holding the
+    /// leader Lease; /healthz, /readyz and /metrics on plain HTTP.
     Run(nats_operator::run::RunArgs),
     /// Print the NatsCluster and NatsServiceRole CustomResourceDefinitions as YAML.
     Crds {

@@ -26,7 +26,7 @@ pub struct RunArgs {
     /// Address of the HTTPS webhook server.
     #[arg(long, default_value = "0.0.0.0:8443")]
     pub webhook_listen: SocketAddr,
-    /// Address of the plain-HTTP /healthz and /readyz endpoints.
+    /// Address of the plain-HTTP /healthz, /readyz and /metrics (OpenMetrics) endpoints.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub health_listen: SocketAddr,
     /// Name of the operator's Service in front of the webhook server.

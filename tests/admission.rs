@@ -490,6 +490,100 @@ fn jetstream_storage_rules_protect_data() {
     assert!(w.iter().all(|w| w.len() < 120), "{w:?}");
 }
 
+/// A growth the storage class could not make leaves the spec above the volumes: the spec
+/// may go back down to what the volumes request (`status.volumeSize`), never below it.
+#[test]
+fn storage_may_go_back_to_what_the_volumes_have_never_below() {
+    let js = |size: &str| {
+        cluster(
+            V1BETA1,
+            json!({"size": 3, "version": "2.15.1",
+                   "jetstream": {"fileStorage": {"size": size, "storageClassName": "fixed"}}}),
+        )
+    };
+    let mut stored = js("20Gi");
+    stored["status"] = json!({"volumeSize": "10Gi"});
+    assert!(validate_object(&js("10Gi"), Some(&stored)).is_ok());
+    let denied: Vec<String> = validate_object(&js("8Gi"), Some(&stored))
+        .err()
+        .unwrap_or_default()
+        .iter()
+        .map(FieldError::to_string)
+        .collect();
+    assert_eq!(
+        denied,
+        [
+            "spec.jetstream.fileStorage.size: Forbidden: volumes can grow but never shrink: the members' volumes request 10Gi (status.volumeSize); shrinking would lose data"
+        ]
+    );
+    // Re-enabling JetStream below what the volumes kept is shrinking too.
+    let mut off = cluster(V1BETA1, json!({"size": 3, "version": "2.15.1"}));
+    off["status"] = json!({"volumeSize": "10Gi"});
+    assert!(validate_object(&js("5Gi"), Some(&off)).is_err());
+    assert!(validate_object(&js("10Gi"), Some(&off)).is_ok());
+}
+
+/// A v1alpha2 object carries the v1beta1-only fields in its residual annotation; its
+/// updates are judged as the v1beta1 object they read back as.
+#[test]
+fn v1alpha2_updates_are_judged_with_their_v1beta1_only_fields() {
+    let beta = |size: &str| {
+        cluster(
+            V1BETA1,
+            json!({"size": 3, "version": "2.15.1",
+                   "jetstream": {"fileStorage": {"size": size}}}),
+        )
+    };
+    let alpha = |size: &str| convert_object(beta(size), V1ALPHA2).unwrap_or_default();
+    let old = alpha("10Gi");
+    assert_eq!(old["apiVersion"], V1ALPHA2);
+    assert!(validate_object(&alpha("20Gi"), Some(&old)).is_ok());
+    let errs: Vec<String> = validate_object(&alpha("5Gi"), Some(&old))
+        .err()
+        .unwrap_or_default()
+        .iter()
+        .map(FieldError::to_string)
+        .collect();
+    assert_eq!(
+        errs,
+        [
+            "spec.jetstream.fileStorage.size: Forbidden: volumes can grow but never shrink; shrinking would lose data"
+        ]
+    );
+    // Dropping the annotation turns JetStream off, as removing spec.jetstream does in
+    // v1beta1: allowed, with the same warning.
+    let mut bare = old.clone();
+    if let Some(a) = bare["metadata"]["annotations"].as_object_mut() {
+        a.clear();
+    }
+    let w = validate_object(&bare, Some(&old)).unwrap_or_default();
+    assert!(
+        w.iter().any(|w| w.contains("turning JetStream off")),
+        "{w:?}"
+    );
+    // Rules of the v1beta1-only fields apply on CREATE too, with v1alpha2 paths elsewhere.
+    let mut odd = convert_object(
+        cluster(
+            V1BETA1,
+            json!({"size": 3, "version": "2.1.9", "jetstream": {"memoryStorage": "lots"}}),
+        ),
+        V1ALPHA2,
+    )
+    .unwrap_or_default();
+    odd["metadata"]["name"] = json!("c");
+    let errs = errors(&odd);
+    assert!(
+        errs.iter()
+            .any(|e| e.starts_with("spec.jetstream.memoryStorage: Invalid value: \"lots\"")),
+        "{errs:#?}"
+    );
+    assert!(
+        errs.iter()
+            .any(|e| e.contains("JetStream needs NATS server 2.2")),
+        "{errs:#?}"
+    );
+}
+
 #[test]
 fn mqtt_accounts_no_auth_user_and_pod_monitor_rules() {
     assert_error(

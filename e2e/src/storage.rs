@@ -1,8 +1,9 @@
 //! Storage for the test control plane, which has no provisioner and no CSI resizer: a
-//! StorageClass that allows expansion, and a stand-in that does what those two do to
-//! PersistentVolumeClaims of that class in one namespace: bind a new claim (status
-//! `Bound`, capacity = request) and report a grown request as the new capacity. The
-//! process kubelet keeps each claim's data in a directory that outlives pods.
+//! StorageClass that allows expansion and one that does not, and a stand-in that does
+//! what those two do to PersistentVolumeClaims of these classes in one namespace: bind a
+//! new claim (status `Bound`, capacity = request) and report a grown request as the new
+//! capacity (the apiserver lets only claims of the expandable class grow). The process
+//! kubelet keeps each claim's data in a directory that outlives pods.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -15,21 +16,32 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
-/// Name of the StorageClass the stand-in serves.
+/// Name of the StorageClass with `allowVolumeExpansion: true`.
 pub const EXPANDABLE_CLASS: &str = "e2e-expandable";
+/// Name of the StorageClass without volume expansion.
+pub const FIXED_CLASS: &str = "e2e-fixed";
 /// Its provisioner name (nothing real provisions it).
 pub const PROVISIONER: &str = "e2e.nats.io/directories";
 
 /// Creates the expandable StorageClass unless it exists.
 pub async fn ensure_expandable_class(client: &Client) -> Result<()> {
+    ensure_class(client, EXPANDABLE_CLASS, true).await
+}
+
+/// Creates the StorageClass without expansion unless it exists.
+pub async fn ensure_fixed_class(client: &Client) -> Result<()> {
+    ensure_class(client, FIXED_CLASS, false).await
+}
+
+async fn ensure_class(client: &Client, name: &str, expandable: bool) -> Result<()> {
     let api: Api<StorageClass> = Api::all(client.clone());
     let class = StorageClass {
         metadata: kube::api::ObjectMeta {
-            name: Some(EXPANDABLE_CLASS.into()),
+            name: Some(name.into()),
             ..Default::default()
         },
         provisioner: PROVISIONER.into(),
-        allow_volume_expansion: Some(true),
+        allow_volume_expansion: Some(expandable),
         reclaim_policy: Some("Delete".into()),
         volume_binding_mode: Some("Immediate".into()),
         ..Default::default()
@@ -37,7 +49,7 @@ pub async fn ensure_expandable_class(client: &Client) -> Result<()> {
     match api.create(&PostParams::default(), &class).await {
         Ok(_) => Ok(()),
         Err(kube::Error::Api(e)) if e.code == 409 => Ok(()),
-        Err(e) => Err(e).context("creating the expandable StorageClass"),
+        Err(e) => Err(e).with_context(|| format!("creating the StorageClass {name}")),
     }
 }
 
@@ -47,7 +59,8 @@ pub struct VolumeStandIn {
 }
 
 impl VolumeStandIn {
-    /// Starts serving claims of [`EXPANDABLE_CLASS`] in `namespace` (polled every 250 ms).
+    /// Starts serving claims of [`EXPANDABLE_CLASS`] and [`FIXED_CLASS`] in `namespace`
+    /// (polled every 250 ms).
     pub fn start(client: Client, namespace: &str) -> Self {
         let api: Api<PersistentVolumeClaim> = Api::namespaced(client, namespace);
         let task = tokio::spawn(async move {
@@ -85,7 +98,10 @@ fn requested(pvc: &PersistentVolumeClaim) -> Option<Quantity> {
 
 async fn serve(api: &Api<PersistentVolumeClaim>, pvc: &PersistentVolumeClaim) -> Result<()> {
     let spec = pvc.spec.clone().unwrap_or_default();
-    if spec.storage_class_name.as_deref() != Some(EXPANDABLE_CLASS) {
+    if !matches!(
+        spec.storage_class_name.as_deref(),
+        Some(EXPANDABLE_CLASS | FIXED_CLASS)
+    ) {
         return Ok(());
     }
     let Some(want) = requested(pvc) else {

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::coordination::v1::Lease;
-use k8s_openapi::api::core::v1::{Event, Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::api::ListParams;
@@ -25,6 +25,7 @@ use nats_operator_e2e::natscluster::{
     wait_for_default_service_account, wait_ready,
 };
 use nats_operator_e2e::scenario::scenario;
+use nats_operator_e2e::storage::{FIXED_CLASS, VolumeStandIn, ensure_fixed_class};
 use nats_operator_e2e::{
     InProcessOperator, NatsOperator, OperatorOptions, TestCluster, TestKubelet, TestNamespace,
 };
@@ -1755,5 +1756,137 @@ async fn pod_monitor_follows_the_spec_and_a_missing_crd_is_reported() -> Result<
         },
     )
     .await?;
+    Ok(())
+}
+
+/// The storage requests of the cluster's claims, by claim name.
+async fn claim_requests(env: &Env, cluster: &str) -> Result<BTreeMap<String, String>> {
+    let api: Api<PersistentVolumeClaim> = Api::namespaced(env.client.clone(), env.ns());
+    let lp = ListParams::default().labels(&format!("app=nats,nats_cluster={cluster}"));
+    Ok(api
+        .list(&lp)
+        .await?
+        .items
+        .iter()
+        .map(|c| {
+            let bound = c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
+            let request = c
+                .spec
+                .as_ref()
+                .and_then(|s| s.resources.as_ref())
+                .and_then(|r| r.requests.as_ref())
+                .and_then(|r| r.get("storage"))
+                .map(|q| q.0.clone())
+                .unwrap_or_default();
+            (
+                c.name_any(),
+                if bound {
+                    request
+                } else {
+                    format!("{request} (unbound)")
+                },
+            )
+        })
+        .collect())
+}
+
+/// Volumes of a storage class that cannot grow: the apiserver refuses the larger request,
+/// and the cluster says so (Degraded `VolumeNotExpanded` and a Warning Event naming the
+/// way out) without touching the claims. `status.volumeSize` tells what the volumes
+/// have; the spec may go back down to it, not below (a native `is invalid` error), and
+/// the cluster recovers.
+#[tokio::test]
+async fn volumes_that_cannot_grow_are_reported_and_the_size_may_go_back() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("e2e-ctl-fixedvol").await? else {
+        return Ok(());
+    };
+    ensure_fixed_class(&env.client).await?;
+    let _volumes = VolumeStandIn::start(env.client.clone(), env.ns());
+    let spec = |size: &str| {
+        format!(
+            "  size: 3\n  jetstream:\n    fileStorage:\n      size: {size}\n      storageClassName: {FIXED_CLASS}\n"
+        )
+    };
+    let one_gi = |requests: &BTreeMap<String, String>| {
+        requests.len() == 3 && requests.values().all(|r| r == "1Gi")
+    };
+    env.apply(&v1beta1("fixed", &spec("1Gi")))?;
+    let r = async {
+        env.wait_ready("fixed", 3).await?;
+        poll(READY, Duration::from_millis(200), "3 bound claims of 1Gi", || async {
+            let requests = claim_requests(&env, "fixed").await?;
+            Ok(if one_gi(&requests) { Ok(()) } else { Err(format!("{requests:?}")) })
+        })
+        .await?;
+        wait_cluster(&env.client, env.ns(), "fixed", READY, "status.volumeSize 1Gi", |c| {
+            c.status.as_ref().is_some_and(|s| s.volume_size == "1Gi")
+        })
+        .await?;
+
+        env.patch_spec("fixed", json!({"jetstream": {"fileStorage": {"size": "2Gi"}}}))
+            .await?;
+        let degraded = wait_cluster(
+            &env.client,
+            env.ns(),
+            "fixed",
+            READY,
+            "Degraded VolumeNotExpanded",
+            |c| condition(c, "Degraded") == Some(("True".into(), "VolumeNotExpanded".into())),
+        )
+        .await?;
+        let message = degraded
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Degraded"))
+            .map(|c| c.message.clone())
+            .unwrap_or_default();
+        anyhow::ensure!(
+            message.contains("from 1Gi to 2Gi")
+                && message.contains("allowVolumeExpansion")
+                && message.contains("status.volumeSize"),
+            "{message}"
+        );
+        let events: Api<Event> = Api::namespaced(env.client.clone(), env.ns());
+        anyhow::ensure!(
+            events.list(&ListParams::default()).await?.items.iter().any(|e| {
+                e.reason.as_deref() == Some("VolumeNotExpanded")
+                    && e.type_.as_deref() == Some("Warning")
+            }),
+            "no VolumeNotExpanded Warning Event"
+        );
+        let requests = claim_requests(&env, "fixed").await?;
+        anyhow::ensure!(one_gi(&requests), "claims changed: {requests:?}");
+        anyhow::ensure!(
+            degraded.status.as_ref().map(|s| s.volume_size.as_str()) == Some("1Gi"),
+            "{:?}",
+            degraded.status
+        );
+
+        // Below what the volumes have: denied as kubectl shows it, and not stored.
+        let run = env.cluster.kubectl_run_stdin(
+            &["apply", "-n", env.ns(), "-f", "-"],
+            Some(&v1beta1("fixed", &spec("512Mi"))),
+        )?;
+        run.assert_failure()
+            .assert_stderr_contains("The NatsCluster \"fixed\" is invalid:")
+            .assert_stderr_contains(
+                "spec.jetstream.fileStorage.size: Forbidden: volumes can grow but never shrink: the members' volumes request 1Gi (status.volumeSize)",
+            );
+        // Back to what they have: accepted, and the cluster recovers.
+        env.apply(&v1beta1("fixed", &spec("1Gi")))?;
+        wait_cluster(&env.client, env.ns(), "fixed", READY, "Degraded False", |c| {
+            condition(c, "Degraded").is_some_and(|(status, _)| status == "False")
+        })
+        .await?;
+        env.wait_ready("fixed", 3).await?;
+        let requests = claim_requests(&env, "fixed").await?;
+        anyhow::ensure!(one_gi(&requests), "claims changed: {requests:?}");
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        bail!("{e:#}\n{}", env.diagnostics());
+    }
     Ok(())
 }

@@ -142,6 +142,99 @@ async fn invalid_natsclusters_are_rejected_with_field_paths_and_not_stored() -> 
     Ok(())
 }
 
+/// The JetStream rules as kubectl shows them: risky choices are warnings on an object
+/// that is stored; what would lose data or cannot run is a native `is invalid` error
+/// naming the field, and nothing changes.
+#[tokio::test]
+async fn jetstream_rules_warn_on_risk_and_deny_data_loss() -> Result<()> {
+    let _s = scenario();
+    let Some(cluster) = setup().await? else {
+        return Ok(());
+    };
+    let ns = TestNamespace::create(cluster, "e2e-jetstream").await?;
+    let n = ns.name();
+    let beta = |name: &str, spec: &str| {
+        format!(
+            "apiVersion: nats.io/v1beta1\nkind: NatsCluster\nmetadata:\n  name: {name}\nspec:\n{spec}"
+        )
+    };
+    let js = |size: u32, volume: &str, class: &str| {
+        beta(
+            "js",
+            &format!(
+                "  size: {size}\n  jetstream:\n    memoryStorage: 900Mi\n    fileStorage:\n      \
+                 size: {volume}\n      storageClassName: {class}\n  pod:\n    resources:\n      \
+                 limits:\n        memory: 1Gi\n"
+            ),
+        )
+    };
+    let apply =
+        |manifest: &str| cluster.kubectl_run_stdin(&["apply", "-n", n, "-f", "-"], Some(manifest));
+
+    // Risky, not wrong: an even size, a memory store near the container's limit.
+    apply(&js(4, "10Gi", "fast"))?
+        .assert_success()
+        .assert_stdout_contains("natscluster.nats.io/js created")
+        .assert_stderr_contains("Warning: spec.size 4 is even: JetStream needs a majority")
+        .assert_stderr_contains(
+            "Warning: spec.jetstream.memoryStorage is over 75% of the nats container's memory limit",
+        );
+    // Shrinking the volumes and changing their class are refused.
+    let run = apply(&js(3, "5Gi", "fast"))?;
+    assert_invalid(
+        &run,
+        "js",
+        "spec.jetstream.fileStorage.size: Forbidden: volumes can grow but never shrink",
+    );
+    let run = apply(&js(3, "10Gi", "slow"))?;
+    assert_invalid(&run, "js", "spec.jetstream.fileStorage.storageClassName");
+    run.assert_stderr_contains("cannot change");
+    let stored = cluster
+        .kubectl_run(&[
+            "get",
+            "natsclusters.v1beta1.nats.io",
+            "js",
+            "-n",
+            n,
+            "-o",
+            "json",
+        ])?
+        .assert_success()
+        .json()?;
+    assert_eq!(
+        stored["spec"]["jetstream"]["fileStorage"]["size"], "10Gi",
+        "{stored:#}"
+    );
+    assert_eq!(
+        stored["spec"]["jetstream"]["fileStorage"]["storageClassName"],
+        "fast"
+    );
+    // Growing is fine; an odd size no longer warns about it.
+    let run = apply(&js(3, "20Gi", "fast"))?;
+    run.assert_success();
+    assert!(!run.stderr.contains("is even"), "{run}");
+
+    // What cannot run: JetStream on a server before 2.2, MQTT without JetStream.
+    let run = apply(&beta(
+        "old",
+        "  size: 3\n  version: 2.1.9\n  jetstream: {}\n",
+    ))?;
+    assert_invalid(
+        &run,
+        "old",
+        "spec.version: Invalid value: \"2.1.9\": JetStream needs NATS server 2.2 or newer",
+    );
+    assert_not_stored(cluster, n, "old")?;
+    let run = apply(&beta("mqtt", "  size: 3\n  mqtt: {}\n"))?;
+    assert_invalid(
+        &run,
+        "mqtt",
+        "spec.jetstream: Required value: MQTT keeps its sessions",
+    );
+    assert_not_stored(cluster, n, "mqtt")?;
+    Ok(())
+}
+
 #[tokio::test]
 async fn minimal_v1alpha2_natscluster_gets_defaults_written() -> Result<()> {
     let _s = scenario();

@@ -39,6 +39,34 @@ fn decode<T: DeserializeOwned>(value: &Value, prefix: &str) -> Result<T, FieldEr
     })
 }
 
+/// The annotation in which a v1alpha2 object carries its v1beta1-only fields.
+fn beta_residual(obj: &Value) -> Option<&Value> {
+    obj.pointer("/metadata/annotations")?
+        .get(super::convert::BETA_RESIDUAL_ANNOTATION)
+}
+
+/// `status.volumeSize` of a v1beta1 object.
+fn volume_size(obj: &Value) -> &str {
+    obj.pointer("/status/volumeSize")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+}
+
+/// A v1alpha2 NatsCluster as the v1beta1 object it converts to (residual included).
+fn as_v1beta1(obj: &Value) -> Result<b::NatsCluster, FieldError> {
+    let converted = super::convert::convert_object(obj.clone(), V1BETA1).map_err(|e| {
+        FieldError::invalid(
+            format!(
+                "metadata.annotations[{}]",
+                super::convert::BETA_RESIDUAL_ANNOTATION
+            ),
+            "<value>",
+            e,
+        )
+    })?;
+    decode(&converted, "")
+}
+
 fn kind_and_version(obj: &Value) -> (&str, &str) {
     (
         obj.get("kind").and_then(Value::as_str).unwrap_or(""),
@@ -128,15 +156,40 @@ fn validate_spec(new: &Value, old: Option<&Value>) -> Validation {
     let spec = new.get("spec").unwrap_or(&Value::Null);
     let old_spec = old.map(|o| o.get("spec").unwrap_or(&Value::Null));
     // Stored objects may predate every rule (the Go operator had no schema): if the
-    // spec did not change, let the update through without decoding anything.
-    if old_spec.is_some_and(|o| o == spec) {
+    // spec did not change (nor the v1beta1-only fields a v1alpha2 object carries in its
+    // residual annotation), let the update through without decoding anything.
+    if old_spec.is_some_and(|o| o == spec) && old.map(beta_residual) == Some(beta_residual(new)) {
         return Ok(Vec::new());
     }
     match (kind, api_version) {
         ("NatsCluster", V1BETA1) => {
             let new_spec: b::NatsClusterSpec = decode(spec, "spec").map_err(|e| vec![e])?;
             let old_spec = old_spec.and_then(|o| decode::<b::NatsClusterSpec>(o, "spec").ok());
-            validate::validate_v1beta1(name(new), &new_spec, old_spec.as_ref())
+            validate::validate_v1beta1(
+                name(new),
+                &new_spec,
+                old_spec.as_ref(),
+                old.map_or("", volume_size),
+            )
+        }
+        ("NatsCluster", V1ALPHA2)
+            if beta_residual(new).is_some() || old.is_some_and(|o| beta_residual(o).is_some()) =>
+        {
+            // v1beta1-only fields (JetStream, MQTT, ...) ride in the residual annotation:
+            // judge the object as the v1beta1 one it reads back as.
+            let new_spec: a::ClusterSpec = decode(spec, "spec").map_err(|e| vec![e])?;
+            let beta = as_v1beta1(new).map_err(|e| vec![e])?;
+            let old_beta = old.and_then(|o| as_v1beta1(o).ok());
+            validate::validate_v1alpha2_with_beta(
+                name(new),
+                &new_spec,
+                &beta.spec,
+                old_beta.as_ref().map(|o| &o.spec),
+                old_beta
+                    .as_ref()
+                    .and_then(|o| o.status.as_ref())
+                    .map_or("", |s| s.volume_size.as_str()),
+            )
         }
         ("NatsCluster", V1ALPHA2) => {
             let new_spec: a::ClusterSpec = decode(spec, "spec").map_err(|e| vec![e])?;

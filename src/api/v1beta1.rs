@@ -697,6 +697,11 @@ pub struct NatsClusterStatus {
     /// Label selector of the members (for the scale subresource).
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub selector: String,
+    /// The largest storage request among the members' JetStream volumes, such as `10Gi`.
+    /// `spec.jetstream.fileStorage.size` may go back down to it (after a growth the
+    /// storage class could not make), never below.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub volume_size: String,
 }
 
 /// Conditions as a list-map keyed by `type`, as Kubernetes API conventions ask.

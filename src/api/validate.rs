@@ -93,12 +93,18 @@ impl Report {
     }
 }
 
+/// What the stored object's status says about the members' volumes: the largest
+/// storage request among their claims (`status.volumeSize`; empty when unknown).
+pub type VolumeSize<'a> = &'a str;
+
 /// Validates a `v1beta1` NatsCluster. `name` is the object's name (may be empty with
-/// `generateName`); `old` is the stored object on UPDATE.
+/// `generateName`); `old` is the stored object's spec on UPDATE and `volumes` its
+/// `status.volumeSize`.
 pub fn validate_v1beta1(
     name: &str,
     new: &b::NatsClusterSpec,
     old: Option<&b::NatsClusterSpec>,
+    volumes: VolumeSize<'_>,
 ) -> Validation {
     // Finalizers, labels and status must always go through, even for objects stored
     // before a rule existed.
@@ -106,7 +112,7 @@ pub fn validate_v1beta1(
         return Ok(Vec::new());
     }
     let mut r = Report::default();
-    check_spec(&mut r, name, new, old);
+    check_spec(&mut r, name, new, old, volumes);
     r.finish()
 }
 
@@ -132,21 +138,56 @@ pub fn validate_v1alpha2_owned(
     if old.as_ref().is_some_and(|o| *o == new) {
         return Ok(Vec::new());
     }
-    let mut r = Report::default();
-    if let Some(nc) = &new.nats_config
-        && !nc.write_deadline.is_empty()
-        && !nc.write_deadline_camel.is_empty()
-        && nc.write_deadline != nc.write_deadline_camel
-    {
-        r.err(FieldError::invalid(
-            "spec.natsConfig.writeDeadline",
-            nc.write_deadline_camel.clone(),
-            "conflicts with spec.natsConfig.write_deadline; set only write_deadline",
-        ));
-    }
+    let conflict = write_deadline_conflict(&new);
     let beta = convert::spec_up_owned(new);
     let old_beta = old.map(convert::spec_up_owned);
-    check_spec(&mut r, name, &beta, old_beta.as_ref());
+    in_alpha_terms(conflict, |r| {
+        check_spec(r, name, &beta, old_beta.as_ref(), "")
+    })
+}
+
+/// [`validate_v1alpha2`] of an object the caller converted to v1beta1 whole, residual
+/// annotation included (a v1alpha2 object carrying v1beta1-only fields such as
+/// `jetstream`): `new` is its v1alpha2 spec, `beta` and `old_beta` the v1beta1 specs of
+/// it and of the stored object, `volumes` the stored object's `status.volumeSize`.
+pub fn validate_v1alpha2_with_beta(
+    name: &str,
+    new: &a::ClusterSpec,
+    beta: &b::NatsClusterSpec,
+    old_beta: Option<&b::NatsClusterSpec>,
+    volumes: VolumeSize<'_>,
+) -> Validation {
+    if old_beta.is_some_and(|o| o == beta) {
+        return Ok(Vec::new());
+    }
+    in_alpha_terms(write_deadline_conflict(new), |r| {
+        check_spec(r, name, beta, old_beta, volumes)
+    })
+}
+
+/// `natsConfig.writeDeadline` (the upstream README's spelling) set apart from
+/// `write_deadline` to something else.
+fn write_deadline_conflict(new: &a::ClusterSpec) -> Option<FieldError> {
+    let nc = new.nats_config.as_ref()?;
+    (!nc.write_deadline.is_empty()
+        && !nc.write_deadline_camel.is_empty()
+        && nc.write_deadline != nc.write_deadline_camel)
+        .then(|| {
+            FieldError::invalid(
+                "spec.natsConfig.writeDeadline",
+                nc.write_deadline_camel.clone(),
+                "conflicts with spec.natsConfig.write_deadline; set only write_deadline",
+            )
+        })
+}
+
+/// Runs `checks` (on v1beta1 specs) after `first`, and reports with v1alpha2 paths.
+fn in_alpha_terms(first: Option<FieldError>, checks: impl FnOnce(&mut Report)) -> Validation {
+    let mut r = Report::default();
+    if let Some(e) = first {
+        r.err(e);
+    }
+    checks(&mut r);
     // Paths are translated only when there is something to report.
     if r.errors.is_empty() {
         let mut warnings = r.warnings;
@@ -207,6 +248,7 @@ fn check_spec(
     name: &str,
     s: &b::NatsClusterSpec,
     old: Option<&b::NatsClusterSpec>,
+    volumes: VolumeSize<'_>,
 ) {
     if s.size < 0 {
         r.err(FieldError::invalid(
@@ -261,7 +303,7 @@ fn check_spec(
             }
         }
     }
-    check_jetstream(r, s, old);
+    check_jetstream(r, s, old, volumes);
 }
 
 fn check_version(r: &mut Report, s: &b::NatsClusterSpec, old: Option<&b::NatsClusterSpec>) {
@@ -981,7 +1023,12 @@ fn url_field(path: &str, i: usize, j: usize) -> String {
     }
 }
 
-fn check_jetstream(r: &mut Report, s: &b::NatsClusterSpec, old: Option<&b::NatsClusterSpec>) {
+fn check_jetstream(
+    r: &mut Report,
+    s: &b::NatsClusterSpec,
+    old: Option<&b::NatsClusterSpec>,
+    volumes: VolumeSize<'_>,
+) {
     let old_js = old
         .and_then(|o| o.jetstream.as_ref())
         .filter(|j| j.is_enabled());
@@ -1077,15 +1124,27 @@ fn check_jetstream(r: &mut Report, s: &b::NatsClusterSpec, old: Option<&b::NatsC
                 "must be a quantity such as 10Gi",
             )),
             Some(Some(new_bytes)) => {
-                if let Some(old_bytes) = old_fs
+                // What the volumes request, when the status says (the spec may go back
+                // down to it after a growth the storage class could not make), else
+                // the stored spec's size.
+                let have = names::parse_quantity(volumes);
+                let old_bytes = old_fs
                     .and_then(|o| o.size.as_ref())
-                    .and_then(|q| names::parse_quantity(&q.0))
-                    && new_bytes < old_bytes
-                {
-                    r.err(FieldError::forbidden(
+                    .and_then(|q| names::parse_quantity(&q.0));
+                match (have, old_bytes) {
+                    (Some(have), _) if new_bytes < have => r.err(FieldError::forbidden(
                         "spec.jetstream.fileStorage.size",
-                        "volumes can grow but never shrink; shrinking would lose data",
-                    ));
+                        format!(
+                            "volumes can grow but never shrink: the members' volumes request {volumes} (status.volumeSize); shrinking would lose data"
+                        ),
+                    )),
+                    (None, Some(old_bytes)) if new_bytes < old_bytes => {
+                        r.err(FieldError::forbidden(
+                            "spec.jetstream.fileStorage.size",
+                            "volumes can grow but never shrink; shrinking would lose data",
+                        ))
+                    }
+                    _ => {}
                 }
             }
             None => {}

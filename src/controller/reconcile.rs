@@ -20,7 +20,7 @@ use serde_json::{Value, json};
 use super::plan::{Action, DeleteReason, MemberPod, Observed, Phase, plan};
 use super::service_roles;
 use super::status::{StatusInput, next_status};
-use super::storage::{Claim, VolumeAction, volume_actions};
+use super::storage::{Claim, VolumeAction, largest_request, volume_actions};
 use crate::api::v1alpha2::NatsServiceRole;
 use crate::api::v1beta1::NatsCluster;
 use crate::render::{self, AuthInputs, ClusterMeta, POD_SPEC_HASH_ANNOTATION, Paths, labels};
@@ -277,6 +277,7 @@ pub async fn reconcile(cluster: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<R
     let mut degraded: Option<(&str, String)> = None;
     let mut actions_taken = 0usize;
     let mut phase = Phase::Paused;
+    let mut volume_size: Option<String> = None;
     if !spec.paused {
         // Inputs of nats.conf.
         let auth_spec = spec.auth.clone().unwrap_or_default();
@@ -497,9 +498,13 @@ pub async fn reconcile(cluster: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<R
                 }
                 actions_taken += 1;
             }
-            if jetstream && degraded.is_none() {
-                actions_taken +=
-                    reconcile_volumes(&ctx, &cluster, &meta, &pods, size, &mut degraded).await?;
+            if jetstream
+                && degraded.is_none()
+                && let Some(v) =
+                    reconcile_volumes(&ctx, &cluster, &meta, &pods, size, &mut degraded).await?
+            {
+                actions_taken += v.changed;
+                volume_size = Some(v.largest);
             }
             phase = decision.phase;
         }
@@ -535,6 +540,7 @@ pub async fn reconcile(cluster: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<R
             phase: &phase,
             degraded: degraded.clone(),
             selector,
+            volume_size,
         },
         Timestamp::now(),
     );
@@ -751,9 +757,18 @@ async fn pod_monitor_unavailable(ctx: &Context, cluster: &NatsCluster) {
     .await;
 }
 
+/// What [`reconcile_volumes`] did and saw.
+struct Volumes {
+    /// Claims changed.
+    changed: usize,
+    /// The largest storage request among the claims afterwards (status `volumeSize`).
+    largest: String,
+}
+
 /// Grows the members' claims to `fileStorage.size` and deletes departed members'
 /// claims under `reclaimPolicy: Delete`; a refused expansion (the storage class can't
-/// grow volumes) degrades the cluster with the apiserver's reason.
+/// grow volumes) degrades the cluster with the apiserver's reason, and the spec may go
+/// back down to the size the volumes have (status `volumeSize`).
 async fn reconcile_volumes(
     ctx: &Context,
     cluster: &NatsCluster,
@@ -761,14 +776,14 @@ async fn reconcile_volumes(
     pods: &[Arc<Pod>],
     size: u32,
     degraded: &mut Option<(&'static str, String)>,
-) -> Result<usize, Error> {
+) -> Result<Option<Volumes>, Error> {
     let Some(fs) = cluster
         .spec
         .jetstream
         .as_ref()
         .and_then(|j| j.file_storage.as_ref())
     else {
-        return Ok(0);
+        return Ok(None);
     };
     let ns = &meta.namespace;
     let api: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
@@ -811,18 +826,26 @@ async fn reconcile_volumes(
     // One Event per kind of change (the recorder folds Events of the same reason on the
     // same object into a series, so per-claim Events would hide all but the first).
     let (mut grown, mut deleted) = (Vec::new(), Vec::new());
-    for a in actions {
+    let mut requests: BTreeMap<&str, &str> = claims
+        .iter()
+        .filter(|c| !c.terminating && c.index.is_some())
+        .filter_map(|c| Some((c.name.as_str(), c.requested.as_deref()?)))
+        .collect();
+    for a in &actions {
         match a {
             VolumeAction::Expand { claim, from, to } => {
                 let patch = json!({"spec": {"resources": {"requests": {"storage": to}}}});
                 match api
-                    .patch(&claim, &PatchParams::default(), &Patch::Merge(&patch))
+                    .patch(claim, &PatchParams::default(), &Patch::Merge(&patch))
                     .await
                 {
-                    Ok(_) => grown.push(format!("{claim} {from} -> {to}")),
+                    Ok(_) => {
+                        requests.insert(claim, to);
+                        grown.push(format!("{claim} {from} -> {to}"));
+                    }
                     Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => {
                         let msg = format!(
-                            "cannot grow {claim} from {from} to {to}: {} (spec.jetstream.fileStorage.size needs a storage class with allowVolumeExpansion)",
+                            "cannot grow {claim} from {from} to {to}: {} (spec.jetstream.fileStorage.size needs a storage class with allowVolumeExpansion, or set it back to status.volumeSize)",
                             e.message
                         );
                         event(
@@ -840,12 +863,13 @@ async fn reconcile_volumes(
                 }
             }
             VolumeAction::Delete { claim } => {
-                match api.delete(&claim, &DeleteParams::default()).await {
+                match api.delete(claim, &DeleteParams::default()).await {
                     Ok(_) => {}
                     Err(kube::Error::Api(e)) if e.code == 404 => {}
                     Err(e) => return Err(kube_err(format!("delete PVC {ns}/{claim}"))(e)),
                 }
-                deleted.push(claim);
+                requests.remove(claim.as_str());
+                deleted.push(claim.as_str());
             }
         }
     }
@@ -874,7 +898,10 @@ async fn reconcile_volumes(
         )
         .await;
     }
-    Ok(grown.len() + deleted.len())
+    Ok(Some(Volumes {
+        changed: grown.len() + deleted.len(),
+        largest: largest_request(requests.into_values()),
+    }))
 }
 
 /// Requeue with a delay after a failed reconcile; the metrics count it by reason.

@@ -25,6 +25,9 @@ pub struct StatusInput<'a> {
     pub degraded: Option<(&'a str, String)>,
     /// The label selector of the members.
     pub selector: String,
+    /// The largest storage request among the members' volumes, when this reconcile
+    /// looked at them (`None` keeps the previous figure).
+    pub volume_size: Option<String>,
 }
 
 fn condition(
@@ -155,6 +158,10 @@ pub fn next_status(
         ready_replicas: ready,
         current_version,
         selector: input.selector.clone(),
+        volume_size: input
+            .volume_size
+            .clone()
+            .unwrap_or_else(|| prev.volume_size.clone()),
     }
 }
 
@@ -185,6 +192,7 @@ mod tests {
             phase: &Phase::Ready,
             degraded: None,
             selector: "app=nats,nats_cluster=c".into(),
+            volume_size: Some("10Gi".into()),
         };
         let t1 = Timestamp::from_second(1000).unwrap_or(Timestamp::UNIX_EPOCH);
         let t2 = Timestamp::from_second(2000).unwrap_or(Timestamp::UNIX_EPOCH);
@@ -200,14 +208,16 @@ mod tests {
         );
         assert_eq!(s1.conditions[0].type_, "Ready");
         assert_eq!(s1.conditions[0].status, "True");
+        assert_eq!(s1.volume_size, "10Gi");
     }
 
     #[test]
-    fn mixed_versions_keep_the_previous_current_version() {
+    fn mixed_versions_keep_the_previous_current_version_and_unseen_volumes_their_size() {
         let pods = [pod(true), pod(true)];
         let versions = ["2.10.0".to_string(), "2.9.0".to_string()];
         let prev = NatsClusterStatus {
             current_version: "2.9.0".into(),
+            volume_size: "5Gi".into(),
             ..Default::default()
         };
         let input = StatusInput {
@@ -218,9 +228,14 @@ mod tests {
             phase: &Phase::Progressing("rolling".into()),
             degraded: None,
             selector: String::new(),
+            volume_size: None,
         };
         let s = next_status(&prev, &input, Timestamp::UNIX_EPOCH);
         assert_eq!(s.current_version, "2.9.0");
+        assert_eq!(
+            s.volume_size, "5Gi",
+            "a reconcile that did not look at the volumes keeps the figure"
+        );
         assert_eq!(s.conditions[1].status, "True");
     }
 }

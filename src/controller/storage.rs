@@ -76,9 +76,28 @@ pub fn volume_actions(
     out
 }
 
+/// The largest of `requests` (storage quantities; unparsable ones are ignored), as
+/// written, or empty when there is none: the floor below which
+/// `spec.jetstream.fileStorage.size` cannot go (status `volumeSize`).
+pub fn largest_request<'a>(requests: impl IntoIterator<Item = &'a str>) -> String {
+    requests
+        .into_iter()
+        .filter_map(|r| parse_quantity(r).map(|b| (b, r)))
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, r)| r.to_string())
+        .unwrap_or_default()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn largest_request_compares_quantities_not_text() {
+        assert_eq!(largest_request(["1Gi", "2048Mi", "900M"]), "2048Mi");
+        assert_eq!(largest_request(["10Gi", "9Gi", "junk"]), "10Gi");
+        assert_eq!(largest_request([]), "");
+    }
 
     fn claim(i: u32, req: &str) -> Claim {
         Claim {
