@@ -21,6 +21,16 @@ fn errors(obj: &Value) -> Vec<String> {
     }
 }
 
+/// The denials of an UPDATE from `old` to `new`, as kubectl lists them (empty if allowed).
+fn update_errors(new: &Value, old: &Value) -> Vec<String> {
+    validate_object(new, Some(old))
+        .err()
+        .unwrap_or_default()
+        .iter()
+        .map(FieldError::to_string)
+        .collect()
+}
+
 fn warnings(obj: &Value) -> Vec<String> {
     validate_object(obj, None).unwrap_or_else(|e| panic!("denied: {e:?}"))
 }
@@ -437,14 +447,7 @@ fn jetstream_storage_rules_protect_data() {
     };
     let old = js(json!({"size": "10Gi", "storageClassName": "fast"}));
     let update = |new: &Value| validate_object(new, Some(&old));
-    let denied = |new: &Value| -> Vec<String> {
-        update(new)
-            .err()
-            .unwrap_or_default()
-            .iter()
-            .map(FieldError::to_string)
-            .collect()
-    };
+    let denied = |new: &Value| update_errors(new, &old);
     assert!(update(&js(json!({"size": "20Gi", "storageClassName": "fast"}))).is_ok());
     assert_eq!(
         denied(&js(json!({"size": "5Gi", "storageClassName": "fast"}))),
@@ -504,14 +507,8 @@ fn storage_may_go_back_to_what_the_volumes_have_never_below() {
     let mut stored = js("20Gi");
     stored["status"] = json!({"volumeSize": "10Gi"});
     assert!(validate_object(&js("10Gi"), Some(&stored)).is_ok());
-    let denied: Vec<String> = validate_object(&js("8Gi"), Some(&stored))
-        .err()
-        .unwrap_or_default()
-        .iter()
-        .map(FieldError::to_string)
-        .collect();
     assert_eq!(
-        denied,
+        update_errors(&js("8Gi"), &stored),
         [
             "spec.jetstream.fileStorage.size: Forbidden: volumes can grow but never shrink: the members' volumes request 10Gi (status.volumeSize); shrinking would lose data"
         ]
@@ -538,14 +535,8 @@ fn v1alpha2_updates_are_judged_with_their_v1beta1_only_fields() {
     let old = alpha("10Gi");
     assert_eq!(old["apiVersion"], V1ALPHA2);
     assert!(validate_object(&alpha("20Gi"), Some(&old)).is_ok());
-    let errs: Vec<String> = validate_object(&alpha("5Gi"), Some(&old))
-        .err()
-        .unwrap_or_default()
-        .iter()
-        .map(FieldError::to_string)
-        .collect();
     assert_eq!(
-        errs,
+        update_errors(&alpha("5Gi"), &old),
         [
             "spec.jetstream.fileStorage.size: Forbidden: volumes can grow but never shrink; shrinking would lose data"
         ]

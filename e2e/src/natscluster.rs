@@ -70,6 +70,15 @@ pub fn condition(c: &NatsCluster, type_: &str) -> Option<(String, String)> {
         .map(|x| (x.status.clone(), x.reason.clone()))
 }
 
+/// The message of condition `type_`, empty when there is none.
+pub fn condition_message(c: &NatsCluster, type_: &str) -> String {
+    c.status
+        .as_ref()
+        .and_then(|s| s.conditions.iter().find(|x| x.type_ == type_))
+        .map(|x| x.message.clone())
+        .unwrap_or_default()
+}
+
 /// A one-line summary of a cluster's status, for messages.
 pub fn summary(c: &NatsCluster) -> String {
     let Some(s) = &c.status else {

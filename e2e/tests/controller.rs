@@ -21,7 +21,7 @@ use nats_operator::controller::leader::Timing;
 use nats_operator_e2e::controller::LeaseSettings;
 use nats_operator_e2e::kubelet::{Behaviour, mark_failed};
 use nats_operator_e2e::natscluster::{
-    PodTracker, condition, pod_names, poll, summary, wait_cluster,
+    PodTracker, condition, condition_message, pod_names, poll, summary, wait_cluster,
     wait_for_default_service_account, wait_ready,
 };
 use nats_operator_e2e::scenario::scenario;
@@ -1835,12 +1835,7 @@ async fn volumes_that_cannot_grow_are_reported_and_the_size_may_go_back() -> Res
             |c| condition(c, "Degraded") == Some(("True".into(), "VolumeNotExpanded".into())),
         )
         .await?;
-        let message = degraded
-            .status
-            .as_ref()
-            .and_then(|s| s.conditions.iter().find(|c| c.type_ == "Degraded"))
-            .map(|c| c.message.clone())
-            .unwrap_or_default();
+        let message = condition_message(&degraded, "Degraded");
         anyhow::ensure!(
             message.contains("from 1Gi to 2Gi")
                 && message.contains("allowVolumeExpansion")

@@ -19,7 +19,7 @@ use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim};
 use kube::Api;
 use kube::api::ListParams;
 use nats_operator_e2e::monitor;
-use nats_operator_e2e::natscluster::{poll, wait_cluster};
+use nats_operator_e2e::natscluster::{condition_message, poll, wait_cluster};
 use nats_operator_e2e::podrun::ServiceProxy;
 use nats_operator_e2e::realnats::{
     Env, READY, entered_lame_duck, members, setup, v1beta1, wait_full_mesh,
@@ -498,12 +498,7 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
                 })
             })
             .await?;
-            let message = degraded
-                .status
-                .as_ref()
-                .and_then(|s| s.conditions.iter().find(|x| x.type_ == "Degraded"))
-                .map(|x| x.message.clone())
-                .unwrap_or_default();
+            let message = condition_message(&degraded, "Degraded");
             // Every member that is behind is named; the frozen one always is.
             ensure!(message.contains("before stopping js-1") && message.contains("js-3 "), "{message}");
             let pods = nats_operator_e2e::natscluster::pod_names(&env.client, env.ns(), "js").await?;
