@@ -45,6 +45,12 @@ fn beta_residual(obj: &Value) -> Option<&Value> {
         .get(super::convert::BETA_RESIDUAL_ANNOTATION)
 }
 
+/// The update leaves the spec as it was, and the v1beta1-only fields a v1alpha2 object
+/// carries in its residual annotation too.
+fn unchanged(new: &Value, old: &Value) -> bool {
+    new.get("spec") == old.get("spec") && beta_residual(new) == beta_residual(old)
+}
+
 /// `status.volumeSize` of a v1beta1 object.
 fn volume_size(obj: &Value) -> &str {
     obj.pointer("/status/volumeSize")
@@ -120,12 +126,15 @@ pub fn validate_object_with(
     if new
         .pointer("/metadata/deletionTimestamp")
         .is_some_and(|t| !t.is_null())
-        || old.is_some_and(|o| o.get("spec").unwrap_or(&Value::Null) == spec)
+        || old.is_some_and(|o| unchanged(new, o))
     {
         return Ok(warnings);
     }
     let (beta, alpha) = match kind_and_version(new) {
         ("NatsCluster", V1BETA1) => (decode::<b::NatsClusterSpec>(spec, "spec").ok(), false),
+        ("NatsCluster", V1ALPHA2) if beta_residual(new).is_some() => {
+            (as_v1beta1(new).ok().map(|c| c.spec), true)
+        }
         ("NatsCluster", V1ALPHA2) => (
             decode::<a::ClusterSpec>(spec, "spec")
                 .ok()
@@ -156,9 +165,8 @@ fn validate_spec(new: &Value, old: Option<&Value>) -> Validation {
     let spec = new.get("spec").unwrap_or(&Value::Null);
     let old_spec = old.map(|o| o.get("spec").unwrap_or(&Value::Null));
     // Stored objects may predate every rule (the Go operator had no schema): if the
-    // spec did not change (nor the v1beta1-only fields a v1alpha2 object carries in its
-    // residual annotation), let the update through without decoding anything.
-    if old_spec.is_some_and(|o| o == spec) && old.map(beta_residual) == Some(beta_residual(new)) {
+    // spec did not change, let the update through without decoding anything.
+    if old.is_some_and(|o| unchanged(new, o)) {
         return Ok(Vec::new());
     }
     match (kind, api_version) {
@@ -325,6 +333,19 @@ mod tests {
         assert!(
             w.iter()
                 .any(|w| w.starts_with("spec.tls.serverSecret: Secret \"x\" not found")),
+            "{w:?}"
+        );
+        // A v1alpha2 object's v1beta1-only fields (its residual annotation) count too.
+        let mqtt = cluster(
+            V1BETA1,
+            json!({"size": 1, "jetstream": {}, "mqtt": {}, "tls": {"mqtt": {"secret": "m"}}}),
+        );
+        let carried = super::super::convert::convert_object(mqtt, V1ALPHA2).unwrap_or_default();
+        assert!(beta_residual(&carried).is_some(), "{carried}");
+        let w = validate_object_with(&carried, None, refs).unwrap_or_default();
+        assert!(
+            w.iter()
+                .any(|w| w.starts_with("spec.tls.mqtt.secret: Secret \"m\" not found")),
             "{w:?}"
         );
         // Without a cache (or an unsynced one) there is nothing to say.

@@ -179,6 +179,7 @@ pub fn reference_warnings(
             ("spec.tls.gateway", &t.gateway),
             ("spec.tls.leafnode", &t.leafnode),
             ("spec.tls.websocket", &t.websocket),
+            ("spec.tls.mqtt", &t.mqtt),
         ] {
             if let Some(l) = l {
                 tls.push((
@@ -257,10 +258,12 @@ pub fn reference_warnings(
         .as_ref()
         .filter(|_| spec.gateway.is_some())
         .map(|g| g.secret.as_str());
+    let accounts = auth.accounts.as_ref().map(|a| a.secret.as_str());
     for (path, secret) in [
         ("spec.auth.clients.secret", clients),
         ("spec.auth.routes.secret", routes),
         ("spec.auth.gateway.secret", gateway),
+        ("spec.auth.accounts.secret", accounts),
     ] {
         let Some(secret) = secret.filter(|s| !s.is_empty()) else {
             continue;
@@ -438,6 +441,30 @@ mod tests {
             serde_json::json!({"auth": {"clients": {"serviceAccounts": true, "secret": "users"}}}),
         );
         assert!(messages("ns", &s, &Fake::default(), false).is_empty());
+    }
+
+    #[test]
+    fn mqtt_tls_and_accounts_secrets_of_v1beta1() {
+        let s = spec(serde_json::json!({
+            "jetstream": {},
+            "mqtt": {},
+            "tls": {"mqtt": {"secret": "mq"}},
+            "auth": {"accounts": {"secret": "accts"}},
+        }));
+        let got = messages("ns", &s, &Fake::default(), false);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert!(
+            got[0].starts_with("spec.tls.mqtt.secret: Secret \"mq\" not found"),
+            "{got:?}"
+        );
+        assert!(
+            got[1].starts_with("spec.auth.accounts.secret: Secret \"accts\" not found"),
+            "{got:?}"
+        );
+        let refs = Fake::default()
+            .secret("ns", "mq", &["ca.pem", "server.pem", "server-key.pem"])
+            .secret("ns", "accts", &["accounts.json"]);
+        assert!(messages("ns", &s, &refs, false).is_empty());
     }
 
     #[test]
