@@ -118,48 +118,30 @@ pub fn validate_object_with(
     old: Option<&Value>,
     refs: Option<(&str, &dyn References)>,
 ) -> Validation {
-    let mut warnings = validate_spec(new, old)?;
-    let Some((namespace, refs)) = refs else {
+    let (mut warnings, judged) = validate_spec(new, old)?;
+    let (Some((namespace, refs)), Some((beta, alpha))) = (refs, judged) else {
         return Ok(warnings);
     };
-    let spec = new.get("spec").unwrap_or(&Value::Null);
-    if new
-        .pointer("/metadata/deletionTimestamp")
-        .is_some_and(|t| !t.is_null())
-        || old.is_some_and(|o| unchanged(new, o))
-    {
-        return Ok(warnings);
-    }
-    let (beta, alpha) = match kind_and_version(new) {
-        ("NatsCluster", V1BETA1) => (decode::<b::NatsClusterSpec>(spec, "spec").ok(), false),
-        ("NatsCluster", V1ALPHA2) if beta_residual(new).is_some() => {
-            (as_v1beta1(new).ok().map(|c| c.spec), true)
-        }
-        ("NatsCluster", V1ALPHA2) => (
-            decode::<a::ClusterSpec>(spec, "spec")
-                .ok()
-                .map(super::convert::spec_up_owned),
-            true,
-        ),
-        _ => (None, false),
-    };
-    if let Some(beta) = beta {
-        warnings.extend(
-            references::reference_warnings(namespace, name(new), &beta, refs)
-                .iter()
-                .map(|w| w.message(namespace, alpha)),
-        );
-    }
+    warnings.extend(
+        references::reference_warnings(namespace, name(new), &beta, refs)
+            .iter()
+            .map(|w| w.message(namespace, alpha)),
+    );
     Ok(warnings)
 }
 
-fn validate_spec(new: &Value, old: Option<&Value>) -> Validation {
+/// What [`validate_spec`] allowed: its warnings, and the NatsCluster spec it checked in
+/// v1beta1 terms, with whether the object is v1alpha2 (`None` when no spec was checked:
+/// a deletion, an unchanged spec, another kind), for the reference warnings.
+type Judged = (Vec<String>, Option<(b::NatsClusterSpec, bool)>);
+
+fn validate_spec(new: &Value, old: Option<&Value>) -> Result<Judged, Vec<FieldError>> {
     // An object on its way out is never blocked (finalizer removal must go through).
     if new
         .pointer("/metadata/deletionTimestamp")
         .is_some_and(|t| !t.is_null())
     {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     let (kind, api_version) = kind_and_version(new);
     let spec = new.get("spec").unwrap_or(&Value::Null);
@@ -167,47 +149,64 @@ fn validate_spec(new: &Value, old: Option<&Value>) -> Validation {
     // Stored objects may predate every rule (the Go operator had no schema): if the
     // spec did not change, let the update through without decoding anything.
     if old.is_some_and(|o| unchanged(new, o)) {
-        return Ok(Vec::new());
+        return Ok((Vec::new(), None));
     }
     match (kind, api_version) {
         ("NatsCluster", V1BETA1) => {
             let new_spec: b::NatsClusterSpec = decode(spec, "spec").map_err(|e| vec![e])?;
             let old_spec = old_spec.and_then(|o| decode::<b::NatsClusterSpec>(o, "spec").ok());
-            validate::validate_v1beta1(
+            let warnings = validate::validate_v1beta1(
                 name(new),
                 &new_spec,
                 old_spec.as_ref(),
                 old.map_or("", volume_size),
-            )
+            )?;
+            Ok((warnings, Some((new_spec, false))))
         }
         ("NatsCluster", V1ALPHA2)
             if beta_residual(new).is_some() || old.is_some_and(|o| beta_residual(o).is_some()) =>
         {
             // v1beta1-only fields (JetStream, MQTT, ...) ride in the residual annotation:
             // judge the object as the v1beta1 one it reads back as.
-            let new_spec: a::ClusterSpec = decode(spec, "spec").map_err(|e| vec![e])?;
+            let alpha: a::ClusterSpec = decode(spec, "spec").map_err(|e| vec![e])?;
             let beta = as_v1beta1(new).map_err(|e| vec![e])?;
+            let new_spec = validate::AlphaAsBeta::read_back(&alpha, beta.spec);
             let old_beta = old.and_then(|o| as_v1beta1(o).ok());
-            validate::validate_v1alpha2_with_beta(
-                name(new),
-                &new_spec,
-                &beta.spec,
-                old_beta.as_ref().map(|o| &o.spec),
-                old_beta
-                    .as_ref()
-                    .and_then(|o| o.status.as_ref())
-                    .map_or("", |s| s.volume_size.as_str()),
-            )
+            let warnings = if old_beta.as_ref().is_some_and(|o| o.spec == new_spec.beta) {
+                Vec::new()
+            } else {
+                validate::validate_v1alpha2_as_beta(
+                    name(new),
+                    &new_spec,
+                    old_beta.as_ref().map(|o| &o.spec),
+                    old_beta
+                        .as_ref()
+                        .and_then(|o| o.status.as_ref())
+                        .map_or("", |s| s.volume_size.as_str()),
+                )?
+            };
+            Ok((warnings, Some((new_spec.beta, true))))
         }
         ("NatsCluster", V1ALPHA2) => {
-            let new_spec: a::ClusterSpec = decode(spec, "spec").map_err(|e| vec![e])?;
-            let old_spec = old_spec.and_then(|o| decode::<a::ClusterSpec>(o, "spec").ok());
-            validate::validate_v1alpha2_owned(name(new), new_spec, old_spec)
+            let alpha: a::ClusterSpec = decode(spec, "spec").map_err(|e| vec![e])?;
+            let old_alpha = old_spec.and_then(|o| decode::<a::ClusterSpec>(o, "spec").ok());
+            if old_alpha.as_ref() == Some(&alpha) {
+                return Ok((
+                    Vec::new(),
+                    Some((super::convert::spec_up_owned(alpha), true)),
+                ));
+            }
+            let new_spec = validate::AlphaAsBeta::converted(alpha);
+            let old_beta = old_alpha.map(super::convert::spec_up_owned);
+            let warnings =
+                validate::validate_v1alpha2_as_beta(name(new), &new_spec, old_beta.as_ref(), "")?;
+            Ok((warnings, Some((new_spec.beta, true))))
         }
         ("NatsServiceRole", V1BETA1 | V1ALPHA2) => {
             let new_spec: a::ServiceRoleSpec = decode(spec, "spec").map_err(|e| vec![e])?;
             let old_spec = old_spec.and_then(|o| decode::<a::ServiceRoleSpec>(o, "spec").ok());
             validate::validate_service_role(&labels(new), &new_spec, old_spec.as_ref())
+                .map(|w| (w, None))
         }
         _ => Err(unsupported(kind, api_version)),
     }

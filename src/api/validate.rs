@@ -125,43 +125,56 @@ pub fn validate_v1alpha2(
     if old.is_some_and(|o| o == new) {
         return Ok(Vec::new());
     }
-    validate_v1alpha2_owned(name, new.clone(), old.cloned())
+    let old_beta = old.map(convert::spec_up);
+    validate_v1alpha2_as_beta(
+        name,
+        &AlphaAsBeta::converted(new.clone()),
+        old_beta.as_ref(),
+        "",
+    )
 }
 
-/// [`validate_v1alpha2`] on specs the caller no longer needs: they are converted to
-/// v1beta1 by moving their fields, not copying them.
-pub fn validate_v1alpha2_owned(
-    name: &str,
-    new: a::ClusterSpec,
-    old: Option<a::ClusterSpec>,
-) -> Validation {
-    if old.as_ref().is_some_and(|o| *o == new) {
-        return Ok(Vec::new());
+/// A `v1alpha2` spec in v1beta1 terms, with what only its v1alpha2 form can get wrong.
+#[derive(Debug, Clone)]
+pub struct AlphaAsBeta {
+    /// The v1beta1 spec it reads back as.
+    pub beta: b::NatsClusterSpec,
+    /// `natsConfig.writeDeadline` set apart from `write_deadline` to something else.
+    conflict: Option<FieldError>,
+}
+
+impl AlphaAsBeta {
+    /// `alpha` by the plain conversion, moving its fields instead of copying them.
+    pub fn converted(alpha: a::ClusterSpec) -> Self {
+        let conflict = write_deadline_conflict(&alpha);
+        AlphaAsBeta {
+            beta: convert::spec_up_owned(alpha),
+            conflict,
+        }
     }
-    let conflict = write_deadline_conflict(&new);
-    let beta = convert::spec_up_owned(new);
-    let old_beta = old.map(convert::spec_up_owned);
-    in_alpha_terms(conflict, |r| {
-        check_spec(r, name, &beta, old_beta.as_ref(), "")
-    })
+
+    /// `alpha` as `beta`, the v1beta1 spec the caller converted the whole object to (a
+    /// v1alpha2 object carrying v1beta1-only fields such as `jetstream` in its residual
+    /// annotation).
+    pub fn read_back(alpha: &a::ClusterSpec, beta: b::NatsClusterSpec) -> Self {
+        AlphaAsBeta {
+            beta,
+            conflict: write_deadline_conflict(alpha),
+        }
+    }
 }
 
-/// [`validate_v1alpha2`] of an object the caller converted to v1beta1 whole, residual
-/// annotation included (a v1alpha2 object carrying v1beta1-only fields such as
-/// `jetstream`): `new` is its v1alpha2 spec, `beta` and `old_beta` the v1beta1 specs of
-/// it and of the stored object, `volumes` the stored object's `status.volumeSize`.
-pub fn validate_v1alpha2_with_beta(
+/// [`validate_v1alpha2`] of `new` in v1beta1 terms against `old_beta`, the stored
+/// object's v1beta1 spec; `volumes` is the stored object's `status.volumeSize`. The
+/// caller lets unchanged specs through first (they may predate a rule).
+pub fn validate_v1alpha2_as_beta(
     name: &str,
-    new: &a::ClusterSpec,
-    beta: &b::NatsClusterSpec,
+    new: &AlphaAsBeta,
     old_beta: Option<&b::NatsClusterSpec>,
     volumes: VolumeSize<'_>,
 ) -> Validation {
-    if old_beta.is_some_and(|o| o == beta) {
-        return Ok(Vec::new());
-    }
-    in_alpha_terms(write_deadline_conflict(new), |r| {
-        check_spec(r, name, beta, old_beta, volumes)
+    in_alpha_terms(new.conflict.clone(), |r| {
+        check_spec(r, name, &new.beta, old_beta, volumes)
     })
 }
 
