@@ -85,7 +85,8 @@ impl Drop for VolumeStandIn {
     }
 }
 
-fn requested(pvc: &PersistentVolumeClaim) -> Option<Quantity> {
+/// A claim's `spec.resources.requests.storage`.
+pub fn requested(pvc: &PersistentVolumeClaim) -> Option<Quantity> {
     pvc.spec
         .as_ref()?
         .resources

@@ -25,7 +25,7 @@ use nats_operator_e2e::natscluster::{
     wait_for_default_service_account, wait_ready,
 };
 use nats_operator_e2e::scenario::scenario;
-use nats_operator_e2e::storage::{FIXED_CLASS, VolumeStandIn, ensure_fixed_class};
+use nats_operator_e2e::storage::{FIXED_CLASS, VolumeStandIn, ensure_fixed_class, requested};
 use nats_operator_e2e::{
     InProcessOperator, NatsOperator, OperatorOptions, TestCluster, TestKubelet, TestNamespace,
 };
@@ -1770,14 +1770,7 @@ async fn claim_requests(env: &Env, cluster: &str) -> Result<BTreeMap<String, Str
         .iter()
         .map(|c| {
             let bound = c.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Bound");
-            let request = c
-                .spec
-                .as_ref()
-                .and_then(|s| s.resources.as_ref())
-                .and_then(|r| r.requests.as_ref())
-                .and_then(|r| r.get("storage"))
-                .map(|q| q.0.clone())
-                .unwrap_or_default();
+            let request = requested(c).map(|q| q.0).unwrap_or_default();
             (
                 c.name_any(),
                 if bound {

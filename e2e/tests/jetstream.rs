@@ -25,7 +25,9 @@ use nats_operator_e2e::realnats::{
     Env, READY, entered_lame_duck, members, setup, v1beta1, wait_full_mesh,
 };
 use nats_operator_e2e::scenario::scenario;
-use nats_operator_e2e::storage::{EXPANDABLE_CLASS, VolumeStandIn, ensure_expandable_class};
+use nats_operator_e2e::storage::{
+    EXPANDABLE_CLASS, VolumeStandIn, ensure_expandable_class, requested,
+};
 use serde_json::json;
 
 const STREAM: &str = "ORDERS";
@@ -525,7 +527,7 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
                 .await?
                 .iter()
                 .map(|c| {
-                    let req = c.spec.as_ref().and_then(|s| s.resources.as_ref()).and_then(|r| r.requests.as_ref()).and_then(|r| r.get("storage")).map(|q| q.0.clone()).unwrap_or_default();
+                    let req = requested(c).map(|q| q.0).unwrap_or_default();
                     let cap = c.status.as_ref().and_then(|s| s.capacity.as_ref()).and_then(|r| r.get("storage")).map(|q| q.0.clone()).unwrap_or_default();
                     (req, cap)
                 })
