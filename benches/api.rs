@@ -15,7 +15,7 @@ fn richest_example() -> Value {
         "/../shared/fixtures/nats-operator-examples/example-super-cluster.yaml"
     );
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    serde_yaml::from_str(&text).unwrap_or(Value::Null)
+    nats_operator::yaml::from_str(&text).unwrap_or(Value::Null)
 }
 
 fn bench(c: &mut Criterion) {

@@ -30,7 +30,8 @@ fn example() -> Value {
         "/../shared/fixtures/nats-operator-examples/example-super-cluster.yaml"
     );
     let mut v: Value =
-        serde_yaml::from_str(&std::fs::read_to_string(path).expect("example")).expect("yaml");
+        nats_operator::yaml::from_str(&std::fs::read_to_string(path).expect("example"))
+            .expect("yaml");
     v["metadata"]["namespace"] = json!("nats");
     v["metadata"]["uid"] = json!("3e7c1a2b-9d4f-4c8e-a1b2-7f6e5d4c3b2a");
     v

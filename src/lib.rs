@@ -9,6 +9,7 @@ pub mod reloader;
 pub mod render;
 pub mod run;
 pub mod webhooks;
+pub mod yaml;
 
 /// The process allocator for the binary, its benches and tests alike: webhook bodies
 /// and conversions are many short-lived JSON trees, which mimalloc serves far more

@@ -51,7 +51,7 @@ pub enum ManifestError {
         /// 1-based document index.
         index: usize,
         /// The parser's error.
-        source: serde_yaml::Error,
+        source: crate::yaml::Error,
     },
     /// A NATS object failed to convert.
     #[error("document {index} ({kind} {name:?}): {source}")]
@@ -87,7 +87,7 @@ pub fn convert_stream(input: &str, to: &str) -> Result<String, ManifestError> {
             continue;
         }
         let value: Value =
-            serde_yaml::from_str(doc.text).map_err(|source| ManifestError::Yaml {
+            crate::yaml::from_str(doc.text).map_err(|source| ManifestError::Yaml {
                 index: doc.index,
                 source,
             })?;
@@ -111,7 +111,7 @@ pub fn convert_stream(input: &str, to: &str) -> Result<String, ManifestError> {
             name,
             source: Box::new(source),
         })?;
-        let yaml = serde_yaml::to_string(&converted).map_err(|source| ManifestError::Yaml {
+        let yaml = crate::yaml::to_string(&converted).map_err(|source| ManifestError::Yaml {
             index: doc.index,
             source,
         })?;
@@ -192,7 +192,7 @@ pub fn render_stream(input: &str) -> Result<String, RenderStreamError> {
         if is_blank(doc.text) {
             continue;
         }
-        let v: Value = serde_yaml::from_str(doc.text).map_err(|source| ManifestError::Yaml {
+        let v: Value = crate::yaml::from_str(doc.text).map_err(|source| ManifestError::Yaml {
             index: doc.index,
             source,
         })?;
@@ -263,6 +263,9 @@ pub fn render_stream(input: &str) -> Result<String, RenderStreamError> {
         if let Some(g) = &auth_spec.gateway {
             auth.gateway = find_secret(&g.secret);
         }
+        if let Some(acc) = &auth_spec.accounts {
+            auth.accounts = find_secret(&acc.secret);
+        }
         let size = u32::try_from(spec.size.max(0)).unwrap_or(0);
         let members: Vec<String> = (1..=size)
             .map(|i| render::pod_name(&meta.name, i))
@@ -322,7 +325,7 @@ pub fn render_stream(input: &str) -> Result<String, RenderStreamError> {
                 }
             }
             out.push_str("---\n");
-            out.push_str(&serde_yaml::to_string(&obj).map_err(|e| err(e.to_string()))?);
+            out.push_str(&crate::yaml::to_string(&obj).map_err(|e| err(e.to_string()))?);
         }
         for w in &conf.warnings {
             out.push_str(&format!("# warning ({}): {w}\n", meta.name));

@@ -148,7 +148,7 @@ fn role_ref(kind: &str, name: &str) -> RoleRef {
 }
 
 /// Objects of `00-prereqs.yaml`, as YAML documents.
-pub fn prereqs() -> Result<String, serde_yaml::Error> {
+pub fn prereqs() -> Result<String, crate::yaml::Error> {
     let mut docs = Docs::default();
     docs.push(&Namespace {
         metadata: meta(NAMESPACE, None),
@@ -306,7 +306,7 @@ pub fn deployment() -> Deployment {
 }
 
 /// Objects of `10-deployment.yaml`, as YAML documents.
-pub fn operator() -> Result<String, serde_yaml::Error> {
+pub fn operator() -> Result<String, crate::yaml::Error> {
     let mut docs = Docs::default();
     let selector: BTreeMap<String, String> =
         [("app.kubernetes.io/name".to_string(), NAME.to_string())].into();
@@ -351,21 +351,16 @@ impl Docs {
     fn push<T: Serialize + k8s_openapi::Resource>(
         &mut self,
         obj: &T,
-    ) -> Result<(), serde_yaml::Error> {
-        let mut v = serde_yaml::to_value(obj)?;
-        if let serde_yaml::Value::Mapping(m) = &mut v {
-            // Typed objects serialise without apiVersion/kind when built by hand.
-            m.insert("apiVersion".into(), T::API_VERSION.into());
-            m.insert("kind".into(), T::KIND.into());
-        }
+    ) -> Result<(), crate::yaml::Error> {
+        // k8s-openapi writes apiVersion and kind first, in field order.
         self.0.push_str("---\n");
-        self.0.push_str(&serde_yaml::to_string(&v)?);
+        self.0.push_str(&crate::yaml::to_string(obj)?);
         Ok(())
     }
 }
 
 /// Every generated file: (path under `manifests/`, content).
-pub fn files() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
+pub fn files() -> Result<Vec<(&'static str, String)>, crate::yaml::Error> {
     Ok(vec![
         ("base/00-prereqs.yaml", prereqs()?),
         ("base/10-deployment.yaml", operator()?),
@@ -476,7 +471,7 @@ patches:
 ";
 
 /// The cluster-wide permissions of the cluster-scoped overlay.
-pub fn cluster_scoped_rbac() -> Result<String, serde_yaml::Error> {
+pub fn cluster_scoped_rbac() -> Result<String, crate::yaml::Error> {
     let name = format!("{NAME}-clusters");
     let mut docs = Docs::default();
     docs.0
@@ -495,7 +490,7 @@ pub fn cluster_scoped_rbac() -> Result<String, serde_yaml::Error> {
 }
 
 /// Every generated file with its path under `manifests/`.
-pub fn all_files() -> Result<Vec<(&'static str, String)>, serde_yaml::Error> {
+pub fn all_files() -> Result<Vec<(&'static str, String)>, crate::yaml::Error> {
     let mut files = files()?;
     files.push(("base/kustomization.yaml", KUSTOMIZATION.to_string()));
     files.push((

@@ -20,9 +20,8 @@ fn rbac_has_no_wildcards() {
         !text.contains("'*'") && !text.contains("\"*\""),
         "no wildcard verbs or resources"
     );
-    let docs: Vec<serde_json::Value> = serde_yaml::Deserializer::from_str(&text)
-        .filter_map(|d| serde::Deserialize::deserialize(d).ok())
-        .collect();
+    let docs: Vec<serde_json::Value> =
+        nats_operator::yaml::documents(&text).expect("manifests parse");
     let kinds: Vec<&str> = docs.iter().filter_map(|d| d["kind"].as_str()).collect();
     assert_eq!(
         kinds,

@@ -24,6 +24,10 @@ use nats_server_support::{config_test, servers, write_tls};
 /// the example with `operatorConfig`: the server verifies its signature even with `-t`.
 const OPERATOR_JWT: &str = "eyJ0eXAiOiJKV1QiLCJhbGciOiJlZDI1NTE5LW5rZXkifQ.eyJqdGkiOiJZRUNETDZFSzc1UVA2RU5ISUE3WjZISTdFRVdXRUxETUlUUlBGVjNUTFI3RzMyRzREVVZBIiwiaWF0IjoxNzAwMDAwMDAwLCJpc3MiOiJPQVEyRVpNRTdHWk42TUxISlNWR1lPVkZTMjJNVEU0N1lGS1lLTVk3WVE0Vk5TU0VCNTJVR1pEMiIsIm5hbWUiOiJyZW5kZXItdGVzdCIsInN1YiI6Ik9BUTJFWk1FN0daTjZNTEhKU1ZHWU9WRlMyMk1URTQ3WUZLWUtNWTdZUTRWTlNTRUI1MlVHWkQyIiwibmF0cyI6eyJzeXN0ZW1fYWNjb3VudCI6IkFBTDZOVkFNWTVHNVZDVko3VTRCRE1PSElLN0tST1JPT1dDUkY0SUhJQ09ESkpUT0RJWDNUVURBIiwidHlwZSI6Im9wZXJhdG9yIiwidmVyc2lvbiI6Mn19.7l6ytiXNc8UUSN4gtpa8hqq4KZpIOhtij1NK4HUfTVDfRvUG-CklmuKcJl-jkiTIO7VT8754sch2eZIPzQ3qBg";
 
+/// The system account [`OPERATOR_JWT`] names.
+const OPERATOR_JWT_SYSTEM_ACCOUNT: &str =
+    "AAL6NVAMY5G5VCVJ7U4BDMOHIK7KROROOWCRF4IHICODJJTODIX3TUDA";
+
 fn beta_spec(doc: &serde_json::Value) -> b::NatsClusterSpec {
     let (defaulted, _) = default_object(doc, None);
     let alpha: a::ClusterSpec =
@@ -31,10 +35,9 @@ fn beta_spec(doc: &serde_json::Value) -> b::NatsClusterSpec {
     spec_up(&alpha)
 }
 
-fn auth_inputs(spec: &b::NatsClusterSpec) -> AuthInputs {
-    let clients_json =
-        std::fs::read_to_string(support::examples_dir().join("clients-auth-permissions.json"))
-            .expect("clients-auth-permissions.json");
+fn auth_inputs(spec: &b::NatsClusterSpec, upstream: &std::path::Path) -> AuthInputs {
+    let clients_json = std::fs::read_to_string(upstream.join("clients-auth-permissions.json"))
+        .expect("clients-auth-permissions.json");
     let mut inputs = AuthInputs::default();
     let auth = spec.auth.clone().unwrap_or_default();
     if auth.clients.as_ref().is_some_and(|c| !c.secret.is_empty()) {
@@ -123,30 +126,61 @@ fn create_files(spec: &b::NatsClusterSpec, paths: &Paths, config_dir: &std::path
 #[test]
 fn every_upstream_example_passes_nats_server_config_test() {
     let servers = servers();
-    let clusters = support::example_clusters();
+    let test = "every_upstream_example_passes_nats_server_config_test";
+    let Some(upstream) = support::upstream_dir(test) else {
+        return;
+    };
+    let clusters = support::upstream_clusters(test).unwrap_or_default();
     assert!(clusters.len() >= 10, "examples missing: {}", clusters.len());
     let mut checked = 0;
     for (file, doc) in clusters {
         if file == "example-custom-cipher.yaml" {
             continue; // invalid on purpose (cipher ASDF); the webhook denies it
         }
-        let spec = beta_spec(&doc);
         let name = doc["metadata"]["name"].as_str().expect("name");
         let meta = ClusterMeta::new(
             name,
             doc["metadata"]["namespace"].as_str().unwrap_or("default"),
         );
-        let dir = tempfile::tempdir().expect("tempdir");
-        let paths = Paths::under(dir.path());
-        let members: Vec<String> = (1..=spec.size.max(1) as u32)
-            .map(|i| pod_name(name, i))
-            .collect();
-        let conf = nats_conf(&spec, &meta, &members, &auth_inputs(&spec), &paths)
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
-        create_files(&spec, &paths, dir.path());
-        let conf_path = dir.path().join("nats.conf");
-        std::fs::write(&conf_path, &conf.text).expect("write nats.conf");
+        // As if the user ran this example on each release: what the webhook lets through
+        // must start there (example-nats-custom-config asks for max_payload over
+        // max_pending, which servers since 2.3.4 refuse: denied on those, naming the field).
         for server in &servers {
+            let mut doc = doc.clone();
+            doc["spec"]["version"] = server.version.clone().into();
+            if let Err(e) = nats_operator::api::admission::validate_object(&doc, None) {
+                assert!(
+                    file == "example-nats-custom-config.yaml"
+                        && e.iter().all(|e| e.to_string().contains("maxPayload")),
+                    "{file} denied on {}: {e:?}",
+                    server.version
+                );
+                continue;
+            }
+            let mut spec = beta_spec(&doc);
+            // The example names the system account of its own operator JWT; ours is
+            // OPERATOR_JWT's (servers refuse a config naming another one).
+            if let Some(jwt) = spec.auth.as_mut().and_then(|a| a.jwt.as_mut())
+                && !jwt.system_account.is_empty()
+            {
+                jwt.system_account = OPERATOR_JWT_SYSTEM_ACCOUNT.into();
+            }
+            let dir = tempfile::tempdir().expect("tempdir");
+            let paths = Paths::under(dir.path());
+            let members: Vec<String> = (1..=spec.size.max(1) as u32)
+                .map(|i| pod_name(name, i))
+                .collect();
+            let conf = nats_conf(
+                &spec,
+                &meta,
+                &members,
+                &auth_inputs(&spec, &upstream),
+                &paths,
+            )
+            .unwrap_or_else(|e| panic!("{file}: {e}"));
+            create_files(&spec, &paths, dir.path());
+            let conf_path = dir.path().join("nats.conf");
+            std::fs::write(&conf_path, &conf.text).expect("write nats.conf");
             let (ok, out) = config_test(
                 server,
                 &conf_path,
@@ -161,4 +195,113 @@ fn every_upstream_example_passes_nats_server_config_test() {
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} examples checked");
+}
+
+/// A Secret's one key, as JSON (`stringData` or base64 `data`).
+fn secret_json(secret: &serde_json::Value) -> Option<serde_json::Value> {
+    use base64::Engine;
+    if let Some(m) = secret["stringData"].as_object() {
+        return serde_json::from_str(m.values().next()?.as_str()?).ok();
+    }
+    let b64 = secret["data"].as_object()?.values().next()?.as_str()?;
+    let raw = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
+    serde_json::from_slice(&raw).ok()
+}
+
+/// What the operator would read for `spec` from the Secrets and roles of the same file.
+fn file_auth_inputs(spec: &b::NatsClusterSpec, docs: &[serde_json::Value]) -> AuthInputs {
+    let secret = |name: &str| {
+        docs.iter()
+            .find(|d| d["kind"] == "Secret" && d["metadata"]["name"] == name)
+            .and_then(secret_json)
+    };
+    let auth = spec.auth.clone().unwrap_or_default();
+    let mut inputs = AuthInputs::default();
+    if let Some(c) = auth.clients.as_ref().filter(|c| !c.secret.is_empty()) {
+        inputs.clients = secret(&c.secret);
+    }
+    inputs.routes = auth.routes.as_ref().and_then(|r| secret(&r.secret));
+    inputs.gateway = auth.gateway.as_ref().and_then(|g| secret(&g.secret));
+    inputs.accounts = auth.accounts.as_ref().and_then(|a| secret(&a.secret));
+    for role in docs.iter().filter(|d| d["kind"] == "NatsServiceRole") {
+        inputs.service_roles.push(ServiceRoleUser {
+            username: role["metadata"]["name"].as_str().unwrap_or_default().into(),
+            token: "eyJhbGciOiJSUzI1NiJ9.fake.token".into(),
+            permissions: serde_json::from_value(role["spec"]["permissions"].clone())
+                .unwrap_or_default(),
+        });
+    }
+    inputs
+}
+
+/// The version matrix: every NatsCluster of our examples, with `spec.version` set to each
+/// release the tests run (every minor from 2.9 to 2.15), is either accepted by the webhook
+/// and its rendered config by that `nats-server -t`, or denied by the webhook naming the
+/// version. (Every feature we render exists from 2.2 on, so on these releases none is
+/// denied.)
+#[test]
+fn every_example_config_passes_every_server_release() {
+    use nats_operator::api::admission::validate_object;
+    let servers = servers();
+    assert!(
+        servers.len() >= 6,
+        "the matrix needs every minor: {servers:?}"
+    );
+    let mut checked = 0;
+    for (file, _) in support::our_documents("v1beta1")
+        .into_iter()
+        .filter(|(_, d)| d["kind"] == "NatsCluster")
+    {
+        let docs: Vec<serde_json::Value> = support::our_documents("v1beta1")
+            .into_iter()
+            .filter(|(f, _)| *f == file)
+            .map(|(_, d)| d)
+            .collect();
+        for doc in docs.iter().filter(|d| d["kind"] == "NatsCluster") {
+            let name = doc["metadata"]["name"].as_str().expect("name");
+            for server in &servers {
+                let mut doc = doc.clone();
+                doc["spec"]["version"] = server.version.clone().into();
+                if let Err(e) = validate_object(&doc, None) {
+                    panic!("{file} {name} on {}: denied {e:?}", server.version);
+                }
+                let (defaulted, _) = default_object(&doc, None);
+                let cluster: b::NatsCluster =
+                    serde_json::from_value(defaulted).expect("v1beta1 NatsCluster");
+                let spec = cluster.spec;
+                let meta = ClusterMeta::new(name, "default");
+                let dir = tempfile::tempdir().expect("tempdir");
+                let paths = Paths::under(dir.path());
+                let members: Vec<String> = (1..=spec.size.max(1) as u32)
+                    .map(|i| pod_name(name, i))
+                    .collect();
+                let conf = nats_conf(
+                    &spec,
+                    &meta,
+                    &members,
+                    &file_auth_inputs(&spec, &docs),
+                    &paths,
+                )
+                .unwrap_or_else(|e| panic!("{file}: {e}"));
+                create_files(&spec, &paths, dir.path());
+                let conf_path = dir.path().join("nats.conf");
+                std::fs::write(&conf_path, &conf.text).expect("write nats.conf");
+                let (ok, out) = config_test(
+                    server,
+                    &conf_path,
+                    &[("SERVER_NAME", "us-nats-1"), ("POD_NAME", "nats-1")],
+                );
+                assert!(
+                    ok,
+                    "{file} {name}: nats-server {} rejects the rendered config:\n{out}\n--- nats.conf ---\n{}",
+                    server.version, conf.text
+                );
+                checked += 1;
+            }
+        }
+    }
+    assert!(
+        checked >= 11 * 6,
+        "only {checked} example × release pairs checked"
+    );
 }

@@ -15,7 +15,7 @@ fn quantity(s: &str) -> k8s_openapi::apimachinery::pkg::api::resource::Quantity 
 fn spec(mqtt_port: u16, ws_port: u16) -> b::NatsClusterSpec {
     b::NatsClusterSpec {
         size: 3,
-        version: "2.15.1".into(),
+        version: "2.15.3".into(),
         jetstream: Some(b::JetStream {
             memory_storage: Some(quantity("64Mi")),
             file_storage: Some(b::FileStorage {

@@ -148,7 +148,7 @@ async fn mutate_patch_is_base64_and_applies_to_the_defaulted_object() {
     json_patch::patch(&mut patched, &patch).unwrap_or_else(|e| panic!("{e}"));
     let (expected, _) = nats_operator::api::admission::default_object(&object, None);
     assert_eq!(patched, expected);
-    assert_eq!(patched["spec"]["version"], "2.15.1");
+    assert_eq!(patched["spec"]["version"], "2.15.3");
     assert_eq!(patched["spec"]["natsConfig"]["write_deadline"], "5s");
     // Already defaulted: no patch at all.
     let (_, body) = post(

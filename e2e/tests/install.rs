@@ -31,7 +31,6 @@ use nats_operator_e2e::audit::AuditEvent;
 use nats_operator_e2e::natscluster::{poll, wait_ready};
 use nats_operator_e2e::podrun::{self, ProcessKubelet};
 use nats_operator_e2e::{AuditLog, KubectlRun, LocalOptions, TestCluster};
-use serde::Deserialize;
 
 /// From apply to both operator pods Ready, on 2 busy cores.
 const OPERATOR_READY: Duration = Duration::from_secs(120);
@@ -435,8 +434,7 @@ impl Install {
 
         let rendered = podrun::render(&manifest)?;
         let mut children = Vec::new();
-        for doc in serde_yaml::Deserializer::from_str(&rendered) {
-            let v = serde_json::Value::deserialize(doc)?;
+        for v in nats_operator::yaml::documents(&rendered)? {
             if let (Some(kind), Some(name)) = (v["kind"].as_str(), v["metadata"]["name"].as_str()) {
                 children.push(format!("{}/{name}", kind.to_lowercase()));
             }

@@ -1,7 +1,7 @@
 //! JetStream on real servers: a 3-member cluster with file storage on one claim per
-//! member, an R3 stream written throughout two rolls (a version upgrade between the two
-//! real server versions, then a pod-spec change), a scale 3 → 5 → 3, and a storage
-//! increase. Every acknowledged message must be in the stream afterwards.
+//! member, an R3 stream written throughout a roll per minor version (2.10 → 2.11 → 2.12 →
+//! 2.14 → 2.15, then one downgrade back to 2.14) and a pod-spec roll, a scale 3 → 5 → 3,
+//! and a storage increase. Every acknowledged message must be in the stream afterwards.
 //!
 //! The process kubelet keeps each claim's data in a directory that outlives pods; a
 //! stand-in binds the claims and plays the CSI resizer ([`VolumeStandIn`]).
@@ -357,7 +357,10 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
     let Some(env) = setup("jetstream").await? else {
         return Ok(());
     };
-    let (new, old) = env.upgrade_versions()?;
+    let path = env.jetstream_upgrade_path()?;
+    let old = path[0].clone();
+    // The last roll goes back one minor: `current` is the version the rest runs on.
+    let current = path[path.len() - 2].clone();
     ensure_expandable_class(&env.client).await?;
     let _volumes = VolumeStandIn::start(env.client.clone(), env.ns());
     env.apply(&v1beta1(
@@ -413,13 +416,16 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
         let load = publisher(js.clone(), stop.clone());
         tokio::time::sleep(Duration::from_secs(2)).await;
 
-        // Roll 1: version upgrade. Roll 2: a pod-spec change.
-        let t0 = Instant::now();
-        env.patch_spec("js", json!({"version": new})).await?;
-        wait_full_mesh(&env, "js", 3, &new).await?;
-        env.wait_ready("js", 3).await?;
-        let upgrade = t0.elapsed();
-        stream_healthy(&env, &client, &js).await?;
+        // A roll per minor version, then one downgrade, then a pod-spec change.
+        let mut rolls = Vec::new();
+        for v in path[1..].iter().chain([&current]) {
+            let t0 = Instant::now();
+            env.patch_spec("js", json!({"version": v})).await?;
+            wait_full_mesh(&env, "js", 3, v).await?;
+            env.wait_ready("js", 3).await?;
+            stream_healthy(&env, &client, &js).await?;
+            rolls.push(format!("{v} {:.1} s", t0.elapsed().as_secs_f64()));
+        }
         let t1 = Instant::now();
         env.patch_spec("js", json!({"pod": {"annotations": {"e2e.nats.io/rolled": "yes"}}}))
             .await?;
@@ -434,8 +440,8 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
         let missing: Vec<&u64> = published.acked.difference(&found).take(10).collect();
         let copies = extra_copies(&ids);
         println!(
-            "NUMBERS jetstream {old} -> {new}: upgrade roll {:.1} s, pod-spec roll {:.1} s; published and acknowledged {}, found after {} distinct ({} stored, {} extra copies of retried publishes), {} publishes retried (longest wait for an ack {:.1} s), {} gave up",
-            upgrade.as_secs_f64(),
+            "NUMBERS jetstream from {old}, rolls to {} (the last a downgrade), pod-spec roll {:.1} s; published and acknowledged {}, found after {} distinct ({} stored, {} extra copies of retried publishes), {} publishes retried (longest wait for an ack {:.1} s), {} gave up",
+            rolls.join(", "),
             respec.as_secs_f64(),
             published.acked.len(),
             found.len(),
@@ -457,7 +463,7 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
         // Scale 3 -> 5 -> 3: the stream stays healthy; the departed members' claims go.
         env.patch_spec("js", json!({"size": 5})).await?;
         env.wait_ready("js", 5).await?;
-        wait_full_mesh(&env, "js", 5, &new).await?;
+        wait_full_mesh(&env, "js", 5, &current).await?;
         stream_healthy(&env, &client, &js).await?;
         ensure!(claims(&env).await?.len() == 5, "one claim per member");
         env.patch_spec("js", json!({"size": 3})).await?;

@@ -91,6 +91,46 @@ async fn full_mesh_of_1_3_and_5_members_through_scaling() -> Result<()> {
     Ok(())
 }
 
+/// The version matrix: a 3-member cluster of every nats-server release the tests run
+/// (each minor from 2.9 to 2.15, all at once in one namespace) forms a full mesh.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_supported_minor_forms_a_full_mesh() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("minors").await? else {
+        return Ok(());
+    };
+    let versions = env.kubelet.nats_versions();
+    anyhow::ensure!(
+        versions.len() >= 6,
+        "the matrix needs every minor: {versions:?}"
+    );
+    let name = |v: &str| format!("v{}", v.replace('.', "-"));
+    let t0 = Instant::now();
+    for v in &versions {
+        env.apply(&v1beta1(
+            &name(v),
+            &format!("  size: 3\n  version: \"{v}\"\n  config:\n    lameDuckDuration: 30s\n"),
+        ))?;
+    }
+    let mut times = Vec::new();
+    for v in &versions {
+        let r = async {
+            env.wait_ready(&name(v), 3).await?;
+            wait_full_mesh(&env, &name(v), 3, v).await
+        }
+        .await;
+        if let Err(e) = r {
+            bail!("{v}: {e:#}\n{}", env.diagnostics(&name(v), 3).await);
+        }
+        times.push(format!("{v} {:.1} s", t0.elapsed().as_secs_f64()));
+    }
+    println!(
+        "NUMBERS version matrix: full mesh of 3 after apply (all at once): {}",
+        times.join(", ")
+    );
+    Ok(())
+}
+
 /// `nats-operator render` output applied as it is (no operator): the process kubelet runs
 /// the pods, the servers find each other by their DNS names and form a full mesh. This
 /// proves the kubelet and `render` on their own.

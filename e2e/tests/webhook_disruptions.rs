@@ -127,7 +127,7 @@ async fn webhook_down_fails_closed_with_the_apiservers_error_and_recovers() -> R
         "-o",
         "jsonpath={.spec.version}",
     ])?;
-    assert_eq!(run.assert_success().stdout.trim(), "2.15.1");
+    assert_eq!(run.assert_success().stdout.trim(), "2.15.3");
     // And validation is back.
     let bad = write(
         dir.path(),

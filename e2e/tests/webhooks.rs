@@ -16,7 +16,7 @@ use nats_operator::api::admission::default_object;
 use nats_operator::api::convert::{BETA_RESIDUAL_ANNOTATION, convert_object};
 use nats_operator::api::references::{Problem, ReferenceWarning};
 use nats_operator_e2e::fixtures::{
-    applicable_documents, example_files, examples_dir, kind_and_name,
+    applicable_documents, example_files, examples_dir, kind_and_name, our_examples_dir,
 };
 use nats_operator_e2e::scenario::{scenario, wait_for_other_scenarios};
 use nats_operator_e2e::{KubectlRun, NatsOperator, TestCluster, TestNamespace, WebhookLatencies};
@@ -120,11 +120,13 @@ async fn invalid_natsclusters_are_rejected_with_field_paths_and_not_stored() -> 
     }
 
     // The upstream example itself: unknown cipher suite and curve.
-    let cipher = examples_dir().join("example-custom-cipher.yaml");
-    let run = cluster.kubectl_run(&["apply", "-n", ns.name(), "-f", path_str(&cipher)])?;
-    assert_invalid(&run, "nats-ciphers", "spec.tls.cipherSuites[0]");
-    run.assert_stderr_contains("spec.tls.curvePreferences[0]");
-    assert_not_stored(cluster, ns.name(), "nats-ciphers")?;
+    if let Some(upstream) = examples_dir("invalid_natsclusters_are_rejected (upstream cipher)") {
+        let cipher = upstream.join("example-custom-cipher.yaml");
+        let run = cluster.kubectl_run(&["apply", "-n", ns.name(), "-f", path_str(&cipher)])?;
+        assert_invalid(&run, "nats-ciphers", "spec.tls.cipherSuites[0]");
+        run.assert_stderr_contains("spec.tls.curvePreferences[0]");
+        assert_not_stored(cluster, ns.name(), "nats-ciphers")?;
+    }
 
     // Several problems are reported at once, one `* field: message` line each.
     let file = write(
@@ -222,7 +224,7 @@ async fn jetstream_rules_warn_on_risk_and_deny_data_loss() -> Result<()> {
     assert_invalid(
         &run,
         "old",
-        "spec.version: Invalid value: \"2.1.9\": JetStream needs NATS server 2.2 or newer",
+        "spec.version: Invalid value: \"2.1.9\": JetStream needs NATS server 2.2.0 or newer",
     );
     assert_not_stored(cluster, n, "old")?;
     let run = apply(&beta("mqtt", "  size: 3\n  mqtt: {}\n"))?;
@@ -264,10 +266,10 @@ async fn minimal_v1alpha2_natscluster_gets_defaults_written() -> Result<()> {
     ])?;
     run.assert_success()
         .assert_stdout_contains("apiVersion: nats.io/v1alpha2")
-        .assert_stdout_contains("version: 2.15.1")
+        .assert_stdout_contains("version: 2.15.3")
         .assert_stdout_contains("serverImage: nats");
-    let alpha: Value = serde_yaml::from_str(&run.stdout)?;
-    assert_eq!(alpha["spec"]["version"], "2.15.1", "{}", run.stdout);
+    let alpha: Value = nats_operator::yaml::from_str(&run.stdout)?;
+    assert_eq!(alpha["spec"]["version"], "2.15.3", "{}", run.stdout);
     assert_eq!(alpha["spec"]["serverImage"], "nats", "{}", run.stdout);
     assert_eq!(alpha["spec"]["size"], 3, "{}", run.stdout);
 
@@ -282,10 +284,116 @@ async fn minimal_v1alpha2_natscluster_gets_defaults_written() -> Result<()> {
     ])?;
     let beta = run.assert_success().json()?;
     assert_eq!(beta["apiVersion"], "nats.io/v1beta1");
-    assert_eq!(beta["spec"]["version"], "2.15.1", "{beta:#}");
+    assert_eq!(beta["spec"]["version"], "2.15.3", "{beta:#}");
     assert_eq!(beta["spec"]["image"], "nats", "{beta:#}");
     // Reading v1beta1 does not warn.
     assert!(!run.stderr.contains("deprecated"), "{run}");
+    Ok(())
+}
+
+/// Whether `s` is a valid label value (so the table's label-valid entries go in labels).
+fn label_value(s: &str) -> bool {
+    s.len() <= 63
+        && (s.is_empty()
+            || (s.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && s.ends_with(|c: char| c.is_ascii_alphanumeric())
+                && s.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))))
+}
+
+/// What we print as YAML reads back through kubectl's YAML 1.1 parser exactly as written:
+/// every string of the ambiguous-scalar table (`yes`, `off`, `~`, `0o17`, `1_000`,
+/// `2001-12-14`, `<<`, ...) as annotations (and, where valid, labels) of a v1alpha2
+/// cluster and of its member pods, through `convert` and `render`, then
+/// `kubectl apply --dry-run=server`, comparing what the apiserver would store.
+#[tokio::test]
+async fn yaml_we_print_reads_back_through_kubectl_as_written() -> Result<()> {
+    use nats_operator::manifest::{convert_stream, render_stream};
+    let _s = scenario();
+    let Some(cluster) = setup().await? else {
+        return Ok(());
+    };
+    let ns = TestNamespace::create(cluster, "e2e-yaml").await?;
+    nats_operator_e2e::natscluster::wait_for_default_service_account(&cluster.client()?, ns.name())
+        .await?;
+    let table = nats_operator::yaml::AMBIGUOUS;
+    let annotations: serde_json::Map<String, Value> = table
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (format!("e2e.nats.io/s{i:02}"), Value::from(*s)))
+        .collect();
+    let labels: serde_json::Map<String, Value> = table
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| label_value(s))
+        .map(|(i, s)| (format!("s{i:02}"), Value::from(*s)))
+        .collect();
+    assert!(labels.len() >= 20, "{labels:?}");
+    let alpha = serde_json::json!({
+        "apiVersion": "nats.io/v1alpha2",
+        "kind": "NatsCluster",
+        "metadata": {"name": "scalars", "annotations": annotations, "labels": labels},
+        "spec": {"size": 1, "pod": {"annotations": annotations, "labels": labels}},
+    });
+    let dir = tempfile::tempdir()?;
+    // JSON is YAML: the input cannot be misread; what we print is under test.
+    let converted = convert_stream(&alpha.to_string(), "nats.io/v1beta1")?;
+    let file = write(dir.path(), "converted.yaml", &converted)?;
+    let run = cluster.kubectl_run(&[
+        "apply",
+        "--dry-run=server",
+        "-n",
+        ns.name(),
+        "-f",
+        path_str(&file),
+        "-o",
+        "json",
+    ])?;
+    let stored = run.assert_success().json()?;
+    assert_eq!(stored["apiVersion"], "nats.io/v1beta1", "{stored:#}");
+    assert_eq!(stored["metadata"]["labels"], Value::Object(labels.clone()));
+    for (k, v) in &annotations {
+        assert_eq!(
+            &stored["metadata"]["annotations"][k], v,
+            "{k} in\n{converted}"
+        );
+        assert_eq!(
+            &stored["spec"]["pod"]["annotations"][k], v,
+            "{k} in\n{converted}"
+        );
+    }
+    assert_eq!(
+        stored["spec"]["pod"]["labels"],
+        Value::Object(labels.clone())
+    );
+
+    let rendered = render_stream(&converted)?;
+    let file = write(dir.path(), "rendered.yaml", &rendered)?;
+    let run = cluster.kubectl_run(&[
+        "apply",
+        "--dry-run=server",
+        "-n",
+        ns.name(),
+        "-f",
+        path_str(&file),
+        "-o",
+        "json",
+    ])?;
+    let list = run.assert_success().json()?;
+    let pods: Vec<&Value> = list["items"]
+        .as_array()
+        .map(|items| items.iter().filter(|i| i["kind"] == "Pod").collect())
+        .unwrap_or_default();
+    assert_eq!(pods.len(), 1, "{list:#}");
+    for (k, v) in &annotations {
+        assert_eq!(
+            &pods[0]["metadata"]["annotations"][k], v,
+            "{k} in\n{rendered}"
+        );
+    }
+    for (k, v) in &labels {
+        assert_eq!(&pods[0]["metadata"]["labels"][k], v, "{k} in\n{rendered}");
+    }
     Ok(())
 }
 
@@ -479,7 +587,7 @@ fn annotations(obj: &Value) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn every_upstream_example_applies_and_reads_back_in_both_versions() -> Result<()> {
+async fn every_example_applies_and_reads_back_in_both_versions() -> Result<()> {
     let _s = scenario();
     let Some(cluster) = setup().await? else {
         return Ok(());
@@ -489,12 +597,27 @@ async fn every_upstream_example_applies_and_reads_back_in_both_versions() -> Res
     let mut applied = Vec::new();
     let mut skipped = Vec::new();
     let mut objects = 0;
-    for file in example_files()? {
+    let upstream = example_files("every_example_applies_and_reads_back_in_both_versions")?;
+    let ours: Vec<PathBuf> = ["v1alpha2", "v1beta1"]
+        .iter()
+        .flat_map(|v| {
+            let dir = our_examples_dir(v);
+            std::fs::read_dir(&dir)
+                .into_iter()
+                .flatten()
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    let expected = ours.len() + if upstream.is_empty() { 0 } else { 12 };
+    assert!(ours.len() >= 22, "our examples: {ours:?}");
+    for file in upstream.iter().chain(&ours) {
         let file_name = file
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let docs = applicable_documents(&file)?;
+        let docs = applicable_documents(file)?;
         let nats_docs: Vec<&Value> = docs
             .iter()
             .filter(|d| matches!(d["kind"].as_str(), Some("NatsCluster" | "NatsServiceRole")))
@@ -507,7 +630,7 @@ async fn every_upstream_example_applies_and_reads_back_in_both_versions() -> Res
 
         if file_name == "example-custom-cipher.yaml" {
             // Covered in detail above; nats-server would crash-loop on it.
-            let run = cluster.kubectl_run(&["apply", "-n", ns.name(), "-f", path_str(&file)])?;
+            let run = cluster.kubectl_run(&["apply", "-n", ns.name(), "-f", path_str(file)])?;
             assert_invalid(&run, "nats-ciphers", "spec.tls.cipherSuites[0]");
             assert_not_stored(cluster, ns.name(), "nats-ciphers")?;
             applied.push(format!("{file_name} (denied)"));
@@ -518,7 +641,7 @@ async fn every_upstream_example_applies_and_reads_back_in_both_versions() -> Res
         let mut stream = String::new();
         for d in &docs {
             stream.push_str("---\n");
-            stream.push_str(&serde_yaml::to_string(d)?);
+            stream.push_str(&nats_operator::yaml::to_string(d)?);
         }
         let filtered = write(dir.path(), &file_name, &stream)?;
         let run = cluster.kubectl_run(&["apply", "-n", ns.name(), "-f", path_str(&filtered)])?;
@@ -607,9 +730,8 @@ async fn every_upstream_example_applies_and_reads_back_in_both_versions() -> Res
         started.elapsed()
     );
     assert!(
-        applied.len() >= 12,
-        "too few upstream examples under {}: {applied:?}",
-        examples_dir().display()
+        applied.len() >= expected,
+        "too few examples applied: {applied:?}"
     );
     Ok(())
 }
@@ -648,7 +770,7 @@ async fn server_side_apply_and_server_dry_run() -> Result<()> {
     ])?;
     let dry = run.assert_success().json()?;
     assert_eq!(
-        dry["spec"]["version"], "2.15.1",
+        dry["spec"]["version"], "2.15.3",
         "defaulted in dry run: {dry:#}"
     );
     assert_not_stored(cluster, n, "ssa")?;
@@ -796,7 +918,7 @@ async fn scale_explain_and_printer_columns() -> Result<()> {
         "{header:?}"
     );
     let row = lines.find(|l| l.starts_with("x ")).unwrap_or_default();
-    assert!(row.contains(" 5 ") && row.contains("2.15.1"), "row {row:?}");
+    assert!(row.contains(" 5 ") && row.contains("2.15.3"), "row {row:?}");
     Ok(())
 }
 

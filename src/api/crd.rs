@@ -93,11 +93,11 @@ fn merge_or_first(crds: Vec<CustomResourceDefinition>) -> CustomResourceDefiniti
 }
 
 /// Both CRDs as multi-document YAML, as `nats-operator crds` prints them.
-pub fn crds_yaml(endpoint: &ConversionEndpoint) -> Result<String, serde_yaml::Error> {
+pub fn crds_yaml(endpoint: &ConversionEndpoint) -> Result<String, crate::yaml::Error> {
     let mut out = String::new();
     for crd in [nats_cluster(endpoint, None), nats_service_role()] {
         out.push_str("---\n");
-        out.push_str(&serde_yaml::to_string(&crd)?);
+        out.push_str(&crate::yaml::to_string(&crd)?);
     }
     Ok(out)
 }

@@ -5,8 +5,9 @@
 
 use super::{v1alpha2 as a, v1beta1 as b};
 
-/// The NATS server release new clusters get (the one our tests run).
-pub const DEFAULT_VERSION: &str = "2.15.1";
+/// The NATS server release new clusters get: the newest one the tests run (the last line
+/// of `e2e/nats/versions`; a test checks they agree).
+pub const DEFAULT_VERSION: &str = "2.15.3";
 /// What the Go operator ran when `version` was empty: kept for objects it stored.
 pub const LEGACY_DEFAULT_VERSION: &str = "2.1.9";
 /// Default NATS server image repository.
@@ -219,4 +220,17 @@ pub fn default_v1alpha2(spec: &mut a::ClusterSpec, old: Option<&a::ClusterSpec>)
         );
     }
     warnings
+}
+
+#[cfg(test)]
+mod version_tests {
+    /// New clusters get the newest release the tests run.
+    #[test]
+    fn default_version_is_the_newest_tested_release() {
+        let tested = include_str!("../../e2e/nats/versions")
+            .lines()
+            .map(str::trim)
+            .rfind(|l| !l.is_empty() && !l.starts_with('#'));
+        assert_eq!(tested, Some(super::DEFAULT_VERSION));
+    }
 }

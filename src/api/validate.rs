@@ -332,17 +332,90 @@ fn check_version(r: &mut Report, s: &b::NatsClusterSpec, old: Option<&b::NatsClu
                     s.version
                 ));
             }
+            for feature in features_asked(s) {
+                if !v.supports(&feature) {
+                    r.err(FieldError::invalid(
+                        "spec.version",
+                        s.version.clone(),
+                        format!(
+                            "{} needs NATS server {} or newer",
+                            feature.name,
+                            feature.since_text()
+                        ),
+                    ));
+                }
+            }
             if let Some(old_v) = old.and_then(|o| version::parse(&o.version).ok())
                 && v.is_older_than(&old_v)
             {
-                r.warn(format!(
-                    "spec.version {} downgrades the cluster from {}; servers roll one at a time",
-                    s.version,
-                    old.map(|o| o.version.as_str()).unwrap_or_default()
-                ));
+                let from = old.map(|o| o.version.as_str()).unwrap_or_default();
+                let jetstream = s.jetstream.as_ref().is_some_and(b::JetStream::is_enabled);
+                r.warn(if jetstream && v.minor() != old_v.minor() {
+                    format!(
+                        "spec.version {} downgrades a JetStream cluster from {from}: streams and \
+                         consumers that use a feature of the newer server go offline on the older \
+                         one (2.11.9 and newer) or lose that feature (older); servers roll one at \
+                         a time, each after the data is current",
+                        s.version
+                    )
+                } else {
+                    format!(
+                        "spec.version {} downgrades the cluster from {from}; servers roll one at a time",
+                        s.version
+                    )
+                });
             }
         }
     }
+}
+
+/// The server features that `s` asks for in the generated `nats.conf`.
+fn features_asked(s: &b::NatsClusterSpec) -> Vec<version::Feature> {
+    let auth = s.auth.as_ref();
+    let clients = auth.and_then(|a| a.clients.as_ref());
+    let config = s.config.as_ref();
+    let asked = [
+        (s.gateway.is_some(), version::GATEWAYS),
+        (s.leafnode.is_some(), version::LEAFNODES),
+        (
+            auth.and_then(|a| a.jwt.as_ref())
+                .is_some_and(|j| !j.operator_secret.is_empty()),
+            version::JWT_AUTH,
+        ),
+        (
+            s.tls
+                .as_ref()
+                .and_then(|t| t.client.as_ref())
+                .is_some_and(|c| c.verify_and_map),
+            version::VERIFY_AND_MAP,
+        ),
+        (
+            config.is_some_and(|c| !c.server_name.is_empty()),
+            version::SERVER_NAME,
+        ),
+        (
+            clients.is_some_and(|c| !c.no_auth_user.is_empty()),
+            version::NO_AUTH_USER,
+        ),
+        (
+            auth.is_some_and(|a| a.accounts.is_some()),
+            version::ACCOUNTS,
+        ),
+        (
+            s.jetstream.as_ref().is_some_and(b::JetStream::is_enabled),
+            version::JETSTREAM,
+        ),
+        (s.mqtt.is_some(), version::MQTT),
+        (s.websocket.is_some(), version::WEBSOCKET),
+        (
+            config.is_some_and(|c| !c.lame_duck_duration.is_empty()),
+            version::LAME_DUCK,
+        ),
+    ];
+    asked
+        .into_iter()
+        .filter_map(|(on, f)| on.then_some(f))
+        .collect()
 }
 
 fn check_pull_policy(r: &mut Report, path: &str, policy: &str) {
@@ -409,6 +482,20 @@ fn check_config(r: &mut Report, c: &b::ServerConfig, s: &b::NatsClusterSpec) {
             "spec.config.maxPayload",
             c.max_payload,
             "must not exceed 67108864 (64 MiB), the server's limit",
+        ));
+    } else if c.max_pending > 0
+        && c.max_payload > c.max_pending
+        && version::parse(&s.version).is_ok_and(|v| v.supports(&version::PAYLOAD_WITHIN_PENDING))
+    {
+        // Found by starting the rendered config: since 2.3.4 servers refuse it at start
+        // ("max_payload cannot be higher than max_pending"); 2.15.3 also with -t.
+        r.err(FieldError::invalid(
+            "spec.config.maxPayload",
+            c.max_payload,
+            format!(
+                "must not exceed spec.config.maxPending ({}): nats-server refuses to start",
+                c.max_pending
+            ),
         ));
     } else if c.max_payload > 8 * 1024 * 1024 {
         r.warn("spec.config.maxPayload is over 8 MiB; large messages hurt latency for everyone");
@@ -1082,15 +1169,6 @@ fn check_jetstream(
         r.warn(format!(
             "spec.size {} is even: JetStream needs a majority, so an odd size tolerates as many failures with one server less",
             s.size
-        ));
-    }
-    if let Ok(v) = version::parse(&s.version)
-        && !v.supports_jetstream()
-    {
-        r.err(FieldError::invalid(
-            "spec.version",
-            s.version.clone(),
-            "JetStream needs NATS server 2.2 or newer",
         ));
     }
     if let Some(fs) = &js.file_storage {

@@ -96,7 +96,7 @@ impl NatsVersion {
 
     /// JetStream exists from 2.2 on.
     pub fn supports_jetstream(&self) -> bool {
-        self.triple().is_none_or(|(ma, mi, _)| (ma, mi) >= (2, 2))
+        self.supports(&JETSTREAM)
     }
 
     /// Whether the server needs `cluster.name` handling (2.2+ warns without it).
@@ -119,6 +119,102 @@ impl NatsVersion {
             NatsVersion::Release { major, .. } if *major < 2 => "/gnatsd",
             NatsVersion::Release { .. } => "/nats-server",
         }
+    }
+}
+
+/// A server feature that the configuration can ask for, and the first release whose
+/// configuration parser accepts it. nats-server refuses an unknown key in `nats.conf`
+/// (since 2.0 `unknown field` is an error, at start and with `-t`), so a feature asked of
+/// an older server is a crash loop: the webhook denies it instead, naming both versions.
+/// The releases come from the `case` lines of `server/opts.go` in each tag.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Feature {
+    /// What the user asked for, as the denial names it.
+    pub name: &'static str,
+    /// The first release that accepts it.
+    pub since: (u64, u64, u64),
+}
+
+/// `gateway {}`, `leafnodes {}`, `accounts {}`, `operator`, `resolver`, `system_account`,
+/// `tls.verify_and_map`: v2.0.0.
+pub const GATEWAYS: Feature = Feature {
+    name: "gateways",
+    since: (2, 0, 0),
+};
+/// `leafnodes {}` (with `remotes[].urls`, v2.0.2).
+pub const LEAFNODES: Feature = Feature {
+    name: "leafnodes",
+    since: (2, 0, 2),
+};
+/// `operator`, `resolver`, `system_account`.
+pub const JWT_AUTH: Feature = Feature {
+    name: "operator JWT authentication",
+    since: (2, 0, 0),
+};
+/// `tls.verify_and_map`.
+pub const VERIFY_AND_MAP: Feature = Feature {
+    name: "TLS verify-and-map",
+    since: (2, 0, 0),
+};
+/// `server_name`.
+pub const SERVER_NAME: Feature = Feature {
+    name: "server names",
+    since: (2, 1, 2),
+};
+/// `no_auth_user`.
+pub const NO_AUTH_USER: Feature = Feature {
+    name: "the no-auth user",
+    since: (2, 1, 7),
+};
+/// `accounts {}` from `auth.accounts`.
+pub const ACCOUNTS: Feature = Feature {
+    name: "accounts",
+    since: (2, 0, 0),
+};
+/// `jetstream {}`.
+pub const JETSTREAM: Feature = Feature {
+    name: "JetStream",
+    since: (2, 2, 0),
+};
+/// `mqtt {}`.
+pub const MQTT: Feature = Feature {
+    name: "MQTT",
+    since: (2, 2, 0),
+};
+/// `websocket {}` (with `no_tls`, `compression`, `handshake_timeout`).
+pub const WEBSOCKET: Feature = Feature {
+    name: "websocket",
+    since: (2, 2, 0),
+};
+/// Refusing to start when `max_payload` exceeds `max_pending` (server.go
+/// `validateOptions`): releases before this accept such a config.
+pub const PAYLOAD_WITHIN_PENDING: Feature = Feature {
+    name: "max_payload within max_pending",
+    since: (2, 3, 4),
+};
+/// `lame_duck_duration`.
+pub const LAME_DUCK: Feature = Feature {
+    name: "lame duck duration",
+    since: (1, 4, 0),
+};
+
+impl Feature {
+    /// `2.2.0`.
+    pub fn since_text(&self) -> String {
+        let (a, b, c) = self.since;
+        format!("{a}.{b}.{c}")
+    }
+}
+
+impl NatsVersion {
+    /// Whether this release accepts `feature` (nightly builds accept everything).
+    pub fn supports(&self, feature: &Feature) -> bool {
+        self.triple().is_none_or(|t| t >= feature.since)
+    }
+
+    /// `(major, minor)` of a release.
+    pub fn minor(&self) -> Option<(u64, u64)> {
+        self.triple().map(|(a, b, _)| (a, b))
     }
 }
 
@@ -190,5 +286,21 @@ mod tests {
         assert!(!new.is_older_than(&old));
         assert!(!old.supports_jetstream());
         assert!(NatsVersion::Nightly.supports_jetstream());
+    }
+
+    #[test]
+    fn features_start_at_their_release() {
+        let v = |s: &str| parse(s).unwrap_or(NatsVersion::Nightly);
+        assert!(!v("2.1.6").supports(&NO_AUTH_USER));
+        assert!(v("2.1.7").supports(&NO_AUTH_USER));
+        assert!(!v("2.1.9").supports(&WEBSOCKET));
+        assert!(v("2.2").supports(&WEBSOCKET));
+        assert!(!v("2.0.0").supports(&LEAFNODES));
+        assert!(v("2.0.2").supports(&LEAFNODES));
+        assert!(!v("1.4.1").supports(&GATEWAYS));
+        assert!(v("1.4.1").supports(&LAME_DUCK));
+        assert!(!v("1.3.0").supports(&LAME_DUCK));
+        assert!(!v("2.1.0").supports(&SERVER_NAME));
+        assert_eq!(MQTT.since_text(), "2.2.0");
     }
 }

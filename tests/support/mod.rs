@@ -1,23 +1,28 @@
-//! Shared test helpers: the upstream examples and a schema-driven object generator.
+//! Shared test helpers: our examples, the upstream ones, and a schema-driven object generator.
 #![allow(dead_code)]
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use proptest::prelude::*;
 use serde_json::{Map, Value, json};
 
-/// Directory of the upstream nats-operator examples (shared/ beside the checkout).
-pub fn examples_dir() -> PathBuf {
-    if let Ok(dir) = std::env::var("NATS_OPERATOR_EXAMPLES") {
-        return PathBuf::from(dir);
-    }
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures/nats-operator-examples")
+#[path = "upstream.rs"]
+mod upstream;
+
+/// The repository's root.
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// Every document of every upstream example file: (file name, document as JSON).
-pub fn example_documents() -> Vec<(String, Value)> {
-    let dir = examples_dir();
-    let mut entries: Vec<_> = std::fs::read_dir(&dir)
+/// Directory of the upstream nats-operator examples, or `None` (skip) where this machine
+/// has none; see [`upstream::upstream_examples_dir`].
+pub fn upstream_dir(test: &str) -> Option<PathBuf> {
+    upstream::upstream_examples_dir(&repo(), test)
+}
+
+/// Every document of every `*.yaml` file of `dir`: (file name, document as JSON).
+pub fn documents_in(dir: &Path) -> Vec<(String, Value)> {
+    let mut entries: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .filter_map(Result::ok)
         .map(|e| e.path())
@@ -32,27 +37,27 @@ pub fn example_documents() -> Vec<(String, Value)> {
             .unwrap_or_default()
             .to_string_lossy()
             .to_string();
-        for doc in serde_yaml::Deserializer::from_str(&text) {
-            let v: Value = match Value::deserialize(doc) {
-                Ok(v) => v,
-                Err(e) => panic!("{name}: {e}"),
-            };
-            if !v.is_null() {
-                out.push((name.clone(), v));
-            }
-        }
+        let docs = nats_operator::yaml::documents(&text).unwrap_or_else(|e| panic!("{name}: {e}"));
+        out.extend(docs.into_iter().map(|v| (name.clone(), v)));
     }
     out
 }
 
-use serde::Deserialize;
+/// The NatsCluster documents of the upstream examples, or `None` (skip; see
+/// [`upstream_dir`]).
+pub fn upstream_clusters(test: &str) -> Option<Vec<(String, Value)>> {
+    let dir = upstream_dir(test)?;
+    Some(
+        documents_in(&dir)
+            .into_iter()
+            .filter(|(_, v)| v["kind"] == "NatsCluster")
+            .collect(),
+    )
+}
 
-/// The NatsCluster documents of the upstream examples.
-pub fn example_clusters() -> Vec<(String, Value)> {
-    example_documents()
-        .into_iter()
-        .filter(|(_, v)| v["kind"] == "NatsCluster")
-        .collect()
+/// Our own examples (`examples/<version>/`), every document: (file name, document).
+pub fn our_documents(version: &str) -> Vec<(String, Value)> {
+    documents_in(&repo().join("examples").join(version))
 }
 
 const STRINGS: &[&str] = &[

@@ -3,7 +3,7 @@
 //! Without `KUBECONFIG`: starts a real local control plane (kube-apiserver 1.36 + etcd,
 //! built once from Go modules), installs the CRDs and webhook configurations, runs the
 //! operator (webhooks over HTTPS and the controllers) and a test kubelet that stands in for
-//! nodes, applies the upstream example NatsCluster and shows what a user then sees:
+//! nodes, applies `examples/v1alpha2/minimal.yaml` and shows what a user then sees:
 //! `kubectl get nats`, the defaulted object in both API versions, the children, and a
 //! rejected invalid apply. With `--wait` it keeps running so you can use the printed
 //! kubeconfig with kubectl; Ctrl-C stops everything and removes it.
@@ -21,6 +21,8 @@ use nats_operator_e2e::{
 };
 
 const NAMESPACE: &str = "demo";
+/// The NatsCluster of `examples/v1alpha2/minimal.yaml`.
+const CLUSTER: &str = "nats";
 
 fn section(title: &str) {
     println!("\n==> {title}");
@@ -32,13 +34,9 @@ fn show(cluster: &TestCluster, args: &[&str], stdin: Option<&str>) -> Result<i32
     Ok(run.code.unwrap_or(-1))
 }
 
-fn examples() -> std::path::PathBuf {
-    std::env::var("NATS_OPERATOR_EXAMPLES")
-        .map(Into::into)
-        .unwrap_or_else(|_| {
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-                .join("../../shared/fixtures/nats-operator-examples")
-        })
+/// The example the demo applies: ours, in the Go operator's API (`examples/v1alpha2`).
+fn example() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/v1alpha2/minimal.yaml")
 }
 
 async fn external(cluster: &TestCluster) -> Result<()> {
@@ -65,8 +63,8 @@ async fn external(cluster: &TestCluster) -> Result<()> {
         bail!("the operator did not become available; is its image pullable from this cluster?");
     }
     println!(
-        "installed: kubectl apply -f {}/example-nats-cluster.yaml -n nats-io",
-        examples().display()
+        "installed: kubectl apply -f {} -n nats-io",
+        example().display()
     );
     Ok(())
 }
@@ -96,10 +94,9 @@ async fn main() -> Result<()> {
     let controllers = InProcessOperator::start(cluster, OperatorOptions::namespace(NAMESPACE))?;
 
     section(
-        "kubectl apply -f example-nats-cluster.yaml (a nats.io/v1alpha2 manifest of the Go operator)",
+        "kubectl apply -f examples/v1alpha2/minimal.yaml (a nats.io/v1alpha2 manifest, as the Go operator's users have)",
     );
-    let example = std::fs::read_to_string(examples().join("example-nats-cluster.yaml"))
-        .context("reading the example")?;
+    let example = std::fs::read_to_string(example()).context("reading the example")?;
     if show(
         cluster,
         &["apply", "-n", NAMESPACE, "-f", "-"],
@@ -108,14 +105,7 @@ async fn main() -> Result<()> {
     {
         bail!("the example was not accepted");
     }
-    let ready = wait_ready(
-        &client,
-        NAMESPACE,
-        "operated-nats",
-        3,
-        Duration::from_secs(120),
-    )
-    .await?;
+    let ready = wait_ready(&client, NAMESPACE, CLUSTER, 3, Duration::from_secs(120)).await?;
     println!(
         "Ready: {} of {} members",
         ready.status.as_ref().map(|s| s.ready_replicas).unwrap_or(0),
@@ -132,7 +122,7 @@ async fn main() -> Result<()> {
         &[
             "get",
             "natsclusters.v1alpha2.nats.io",
-            "operated-nats",
+            CLUSTER,
             "-n",
             NAMESPACE,
             "-o",
@@ -146,7 +136,7 @@ async fn main() -> Result<()> {
         &[
             "get",
             "natsclusters.v1beta1.nats.io",
-            "operated-nats",
+            CLUSTER,
             "-n",
             NAMESPACE,
             "-o",
@@ -163,7 +153,7 @@ async fn main() -> Result<()> {
             "-n",
             NAMESPACE,
             "-l",
-            "nats_cluster=operated-nats",
+            "nats_cluster=nats",
         ],
         None,
     )?;

