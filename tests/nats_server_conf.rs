@@ -18,7 +18,7 @@ use nats_operator::api::v1beta1 as b;
 use nats_operator::render::{
     AuthInputs, ClusterMeta, Paths, ServiceRoleUser, nats_conf, pod_name, tls_path,
 };
-use nats_server_support::{config_test, servers, write_tls};
+use nats_server_support::{Server, config_test, servers, write_tls};
 
 /// A self-signed operator JWT (made once with an ed25519 operator nkey; no expiry), for
 /// the example with `operatorConfig`: the server verifies its signature even with `-t`.
@@ -130,7 +130,7 @@ fn every_upstream_example_passes_nats_server_config_test() {
     let Some(upstream) = support::upstream_dir(test) else {
         return;
     };
-    let clusters = support::upstream_clusters(test).unwrap_or_default();
+    let clusters = support::clusters_in(&upstream);
     assert!(clusters.len() >= 10, "examples missing: {}", clusters.len());
     let mut checked = 0;
     for (file, doc) in clusters {
@@ -165,36 +165,43 @@ fn every_upstream_example_passes_nats_server_config_test() {
             {
                 jwt.system_account = OPERATOR_JWT_SYSTEM_ACCOUNT.into();
             }
-            let dir = tempfile::tempdir().expect("tempdir");
-            let paths = Paths::under(dir.path());
-            let members: Vec<String> = (1..=spec.size.max(1) as u32)
-                .map(|i| pod_name(name, i))
-                .collect();
-            let conf = nats_conf(
-                &spec,
-                &meta,
-                &members,
-                &auth_inputs(&spec, &upstream),
-                &paths,
-            )
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
-            create_files(&spec, &paths, dir.path());
-            let conf_path = dir.path().join("nats.conf");
-            std::fs::write(&conf_path, &conf.text).expect("write nats.conf");
-            let (ok, out) = config_test(
-                server,
-                &conf_path,
-                &[("SERVER_NAME", "us-nats-1"), ("POD_NAME", "nats-1")],
-            );
-            assert!(
-                ok,
-                "{file}: nats-server {} rejects the rendered config:\n{out}\n--- nats.conf ---\n{}",
-                server.version, conf.text
-            );
+            assert_server_accepts(server, &file, &spec, &meta, &auth_inputs(&spec, &upstream));
         }
         checked += 1;
     }
     assert!(checked >= 10, "only {checked} examples checked");
+}
+
+/// Renders `spec`'s nats.conf, with every file it reads created under a temporary
+/// directory (the one thing that differs from a pod), and asserts that `server` accepts it
+/// (`nats-server -t`); `what` names the example in the failure.
+fn assert_server_accepts(
+    server: &Server,
+    what: &str,
+    spec: &b::NatsClusterSpec,
+    meta: &ClusterMeta,
+    auth: &AuthInputs,
+) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let paths = Paths::under(dir.path());
+    let members: Vec<String> = (1..=spec.size.max(1) as u32)
+        .map(|i| pod_name(&meta.name, i))
+        .collect();
+    let conf =
+        nats_conf(spec, meta, &members, auth, &paths).unwrap_or_else(|e| panic!("{what}: {e}"));
+    create_files(spec, &paths, dir.path());
+    let conf_path = dir.path().join("nats.conf");
+    std::fs::write(&conf_path, &conf.text).expect("write nats.conf");
+    let (ok, out) = config_test(
+        server,
+        &conf_path,
+        &[("SERVER_NAME", "us-nats-1"), ("POD_NAME", "nats-1")],
+    );
+    assert!(
+        ok,
+        "{what}: nats-server {} rejects the rendered config:\n{out}\n--- nats.conf ---\n{}",
+        server.version, conf.text
+    );
 }
 
 /// A Secret's one key, as JSON (`stringData` or base64 `data`).
@@ -247,16 +254,13 @@ fn every_example_config_passes_every_server_release() {
         servers.len() >= 6,
         "the matrix needs every minor: {servers:?}"
     );
+    // Each file's documents together: its Secrets and roles are what its clusters read.
+    let mut files: std::collections::BTreeMap<String, Vec<serde_json::Value>> = Default::default();
+    for (file, doc) in support::our_documents("v1beta1") {
+        files.entry(file).or_default().push(doc);
+    }
     let mut checked = 0;
-    for (file, _) in support::our_documents("v1beta1")
-        .into_iter()
-        .filter(|(_, d)| d["kind"] == "NatsCluster")
-    {
-        let docs: Vec<serde_json::Value> = support::our_documents("v1beta1")
-            .into_iter()
-            .filter(|(f, _)| *f == file)
-            .map(|(_, d)| d)
-            .collect();
+    for (file, docs) in &files {
         for doc in docs.iter().filter(|d| d["kind"] == "NatsCluster") {
             let name = doc["metadata"]["name"].as_str().expect("name");
             for server in &servers {
@@ -269,32 +273,12 @@ fn every_example_config_passes_every_server_release() {
                 let cluster: b::NatsCluster =
                     serde_json::from_value(defaulted).expect("v1beta1 NatsCluster");
                 let spec = cluster.spec;
-                let meta = ClusterMeta::new(name, "default");
-                let dir = tempfile::tempdir().expect("tempdir");
-                let paths = Paths::under(dir.path());
-                let members: Vec<String> = (1..=spec.size.max(1) as u32)
-                    .map(|i| pod_name(name, i))
-                    .collect();
-                let conf = nats_conf(
-                    &spec,
-                    &meta,
-                    &members,
-                    &file_auth_inputs(&spec, &docs),
-                    &paths,
-                )
-                .unwrap_or_else(|e| panic!("{file}: {e}"));
-                create_files(&spec, &paths, dir.path());
-                let conf_path = dir.path().join("nats.conf");
-                std::fs::write(&conf_path, &conf.text).expect("write nats.conf");
-                let (ok, out) = config_test(
+                assert_server_accepts(
                     server,
-                    &conf_path,
-                    &[("SERVER_NAME", "us-nats-1"), ("POD_NAME", "nats-1")],
-                );
-                assert!(
-                    ok,
-                    "{file} {name}: nats-server {} rejects the rendered config:\n{out}\n--- nats.conf ---\n{}",
-                    server.version, conf.text
+                    &format!("{file} {name}"),
+                    &spec,
+                    &ClusterMeta::new(name, "default"),
+                    &file_auth_inputs(&spec, docs),
                 );
                 checked += 1;
             }

@@ -1,7 +1,8 @@
 //! The nats-server releases and the `nats` CLI the tests run: built from their Go modules
 //! by `e2e/nats/build.sh` (cached by version; a no-op when warm), or named by
 //! `NATS_SERVER_BINS` (colon-separated nats-server paths) and `NATS_CLI`. Shared by the
-//! root crate's tests and the e2e crate (included with `#[path]`).
+//! root crate's tests and the e2e crate (included with `#[path]`), which also runs the
+//! control plane's build script through [`run_build_script`].
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -29,24 +30,27 @@ fn reported_version(bin: &Path) -> Option<String> {
     (out.status.success() && v.starts_with(|c: char| c.is_ascii_digit())).then(|| v.to_string())
 }
 
-fn build(repo: &Path) -> Result<NatsBinaries, String> {
-    let script = repo.join("e2e/nats/build.sh");
+/// Runs one of the repository's cached build scripts (`bash SCRIPT`, its progress on our
+/// stderr) and returns what it printed on stdout.
+pub fn run_build_script(script: &Path) -> Result<String, String> {
     let out = Command::new("bash")
-        .arg(&script)
+        .arg(script)
         .stdin(Stdio::null())
         .stderr(Stdio::inherit())
         .output()
         .map_err(|e| format!("running {}: {e}", script.display()))?;
     if !out.status.success() {
-        return Err(format!(
-            "{} failed ({}): it builds nats-server and the nats CLI with `go install` \
-             (needs Go and the Go module proxy)",
-            script.display(),
-            out.status
-        ));
+        return Err(format!("{} failed: {}", script.display(), out.status));
     }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn build(repo: &Path) -> Result<NatsBinaries, String> {
+    let stdout = run_build_script(&repo.join("e2e/nats/build.sh")).map_err(|e| {
+        format!("{e} (it builds nats-server and the nats CLI with `go install`: needs Go and the Go module proxy)")
+    })?;
     let mut found = NatsBinaries::default();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in stdout.lines() {
         let mut f = line.split_whitespace();
         match (f.next(), f.next(), f.next()) {
             (Some("nats-server"), Some(v), Some(p)) => found.servers.push((v.into(), p.into())),

@@ -532,16 +532,7 @@ async fn testplane_dir() -> Result<PathBuf> {
 fn run_build_script() -> std::result::Result<PathBuf, String> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("controlplane/build.sh");
     tracing::info!(script = %script.display(), "locating kube-testplane (a cold build takes ~15 min)");
-    let out = Command::new("bash")
-        .arg(&script)
-        .stdin(Stdio::null())
-        .stderr(Stdio::inherit())
-        .output()
-        .map_err(|e| format!("running {}: {e}", script.display()))?;
-    if !out.status.success() {
-        return Err(format!("{} failed: {}", script.display(), out.status));
-    }
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stdout = crate::natsbin::run_build_script(&script)?;
     let dir = stdout
         .lines()
         .rev()

@@ -33,10 +33,15 @@ pub fn our_examples_dir(version: &str) -> PathBuf {
 /// The `*.yaml` files of the upstream examples, sorted; empty (with a message) when they
 /// are not here, see [`examples_dir`].
 pub fn example_files(test: &str) -> Result<Vec<PathBuf>> {
-    let Some(dir) = examples_dir(test) else {
-        return Ok(Vec::new());
-    };
-    let mut files: Vec<PathBuf> = std::fs::read_dir(&dir)
+    match examples_dir(test) {
+        Some(dir) => yaml_files(&dir),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// The `*.yaml` (and `*.yml`) files of `dir`, sorted.
+pub fn yaml_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))

@@ -48,6 +48,8 @@ pub mod kubelet;
 pub mod metrics;
 pub mod monitor;
 mod namespace;
+#[path = "../nats/locate.rs"]
+pub mod natsbin;
 pub mod natscluster;
 pub mod operator;
 pub mod podrun;

@@ -70,7 +70,7 @@ impl Env {
             .kubelet
             .nats_versions()
             .into_iter()
-            .filter(|v| crate::podrun::parts(v) >= vec![2, 10])
+            .filter(|v| crate::natsbin::version_parts(v) >= vec![2, 10])
             .collect();
         path.reverse();
         if path.len() < 2 {

@@ -16,7 +16,7 @@ use nats_operator::api::admission::default_object;
 use nats_operator::api::convert::{BETA_RESIDUAL_ANNOTATION, convert_object};
 use nats_operator::api::references::{Problem, ReferenceWarning};
 use nats_operator_e2e::fixtures::{
-    applicable_documents, example_files, examples_dir, kind_and_name, our_examples_dir,
+    applicable_documents, example_files, examples_dir, kind_and_name, our_examples_dir, yaml_files,
 };
 use nats_operator_e2e::scenario::{scenario, wait_for_other_scenarios};
 use nats_operator_e2e::{KubectlRun, NatsOperator, TestCluster, TestNamespace, WebhookLatencies};
@@ -336,20 +336,26 @@ async fn yaml_we_print_reads_back_through_kubectl_as_written() -> Result<()> {
         "spec": {"size": 1, "pod": {"annotations": annotations, "labels": labels}},
     });
     let dir = tempfile::tempdir()?;
+    // What the apiserver would store for `text`, read by kubectl's own YAML parser.
+    let dry_run = |file_name: &str, text: &str| -> Result<Value> {
+        let file = write(dir.path(), file_name, text)?;
+        cluster
+            .kubectl_run(&[
+                "apply",
+                "--dry-run=server",
+                "-n",
+                ns.name(),
+                "-f",
+                path_str(&file),
+                "-o",
+                "json",
+            ])?
+            .assert_success()
+            .json()
+    };
     // JSON is YAML: the input cannot be misread; what we print is under test.
     let converted = convert_stream(&alpha.to_string(), "nats.io/v1beta1")?;
-    let file = write(dir.path(), "converted.yaml", &converted)?;
-    let run = cluster.kubectl_run(&[
-        "apply",
-        "--dry-run=server",
-        "-n",
-        ns.name(),
-        "-f",
-        path_str(&file),
-        "-o",
-        "json",
-    ])?;
-    let stored = run.assert_success().json()?;
+    let stored = dry_run("converted.yaml", &converted)?;
     assert_eq!(stored["apiVersion"], "nats.io/v1beta1", "{stored:#}");
     assert_eq!(stored["metadata"]["labels"], Value::Object(labels.clone()));
     for (k, v) in &annotations {
@@ -368,18 +374,7 @@ async fn yaml_we_print_reads_back_through_kubectl_as_written() -> Result<()> {
     );
 
     let rendered = render_stream(&converted)?;
-    let file = write(dir.path(), "rendered.yaml", &rendered)?;
-    let run = cluster.kubectl_run(&[
-        "apply",
-        "--dry-run=server",
-        "-n",
-        ns.name(),
-        "-f",
-        path_str(&file),
-        "-o",
-        "json",
-    ])?;
-    let list = run.assert_success().json()?;
+    let list = dry_run("rendered.yaml", &rendered)?;
     let pods: Vec<&Value> = list["items"]
         .as_array()
         .map(|items| items.iter().filter(|i| i["kind"] == "Pod").collect())
@@ -598,18 +593,8 @@ async fn every_example_applies_and_reads_back_in_both_versions() -> Result<()> {
     let mut skipped = Vec::new();
     let mut objects = 0;
     let upstream = example_files("every_example_applies_and_reads_back_in_both_versions")?;
-    let ours: Vec<PathBuf> = ["v1alpha2", "v1beta1"]
-        .iter()
-        .flat_map(|v| {
-            let dir = our_examples_dir(v);
-            std::fs::read_dir(&dir)
-                .into_iter()
-                .flatten()
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
-                .collect::<Vec<_>>()
-        })
-        .collect();
+    let mut ours = yaml_files(&our_examples_dir("v1alpha2"))?;
+    ours.extend(yaml_files(&our_examples_dir("v1beta1"))?);
     let expected = ours.len() + if upstream.is_empty() { 0 } else { 12 };
     assert!(ours.len() >= 22, "our examples: {ours:?}");
     for file in upstream.iter().chain(&ours) {

@@ -46,14 +46,6 @@ pub fn servers() -> Vec<Server> {
         .collect()
 }
 
-/// The `nats` CLI built with the servers.
-pub fn nats_cli() -> PathBuf {
-    locate::nats_binaries(Path::new(env!("CARGO_MANIFEST_DIR")))
-        .ok()
-        .and_then(|f| f.cli)
-        .expect("the nats CLI (e2e/nats/build.sh builds it)")
-}
-
 /// The newest of [`servers`].
 pub fn newest() -> Server {
     servers().pop().expect("at least one server")

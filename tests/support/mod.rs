@@ -46,13 +46,15 @@ pub fn documents_in(dir: &Path) -> Vec<(String, Value)> {
 /// The NatsCluster documents of the upstream examples, or `None` (skip; see
 /// [`upstream_dir`]).
 pub fn upstream_clusters(test: &str) -> Option<Vec<(String, Value)>> {
-    let dir = upstream_dir(test)?;
-    Some(
-        documents_in(&dir)
-            .into_iter()
-            .filter(|(_, v)| v["kind"] == "NatsCluster")
-            .collect(),
-    )
+    Some(clusters_in(&upstream_dir(test)?))
+}
+
+/// The NatsCluster documents of the `*.yaml` files of `dir`: (file name, document).
+pub fn clusters_in(dir: &Path) -> Vec<(String, Value)> {
+    documents_in(dir)
+        .into_iter()
+        .filter(|(_, v)| v["kind"] == "NatsCluster")
+        .collect()
 }
 
 /// Our own examples (`examples/<version>/`), every document: (file name, document).

@@ -22,15 +22,13 @@ pub struct Binaries {
 /// Where containers find the kubelet's binaries (a top-level directory no host has).
 pub const CONTAINER_BIN_DIR: &str = "/.e2e-bin";
 
-#[path = "../../nats/locate.rs"]
-mod locate;
-pub use locate::version_parts as parts;
+use crate::natsbin;
 
 impl Binaries {
     /// The nats-server releases of `e2e/nats/versions`, built from their Go modules by
     /// `e2e/nats/build.sh` (cached by version), or the ones `NATS_SERVER_BINS` names.
     pub fn discover(operator: Option<PathBuf>) -> Result<Binaries, String> {
-        let found = locate::nats_binaries(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))?;
+        let found = natsbin::nats_binaries(&Path::new(env!("CARGO_MANIFEST_DIR")).join(".."))?;
         let mut nats = found.servers;
         nats.reverse();
         Ok(Binaries {
@@ -213,6 +211,6 @@ mod tests {
         assert_eq!(split_image("nats:2.9"), ("nats", Some("2.9")));
         assert_eq!(split_image("reg:5000/nats"), ("reg:5000/nats", None));
         assert_eq!(split_image("nats@sha256:abc"), ("nats", None));
-        assert!(parts("2.9.10") > parts("2.9.9"));
+        assert!(natsbin::version_parts("2.9.10") > natsbin::version_parts("2.9.9"));
     }
 }

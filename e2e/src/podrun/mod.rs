@@ -55,7 +55,7 @@ use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, Config, ResourceExt};
 use tokio::sync::watch;
 
-pub use binaries::{Binaries, parts};
+pub use binaries::Binaries;
 pub use dns::{API_SERVER_HOST, PodRecord, ServiceRecord};
 
 use crate::TestCluster;
