@@ -1,6 +1,6 @@
 //! HTTPS keep-alive load against the real webhook server with the real NATS domain:
-//! `/validate` and `/mutate` with the richest upstream example (v1alpha2, as users apply
-//! it) and `/convert` with a 500-object ConversionReview (a LIST read through v1alpha2).
+//! `/validate` and `/mutate` with the richest of our examples, `examples/v1alpha2/production.yaml`
+//! (v1alpha2, as users apply it) and `/convert` with a 500-object ConversionReview (a LIST read through v1alpha2).
 //! Prints throughput and p50/p99 at fixed rates and at saturation. The load generator
 //! runs in the same process, so on 2 cores it competes with the server.
 //!
@@ -17,6 +17,8 @@ use nats_operator_webhook::router;
 use nats_operator_webhook::test_support::{LoadSpec, Scenario, run_suite};
 use serde_json::{Value, json};
 
+mod common;
+
 fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
     std::env::var(name)
         .ok()
@@ -25,13 +27,7 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 fn example() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../shared/fixtures/nats-operator-examples/example-super-cluster.yaml"
-    );
-    let mut v: Value =
-        nats_operator::yaml::from_str(&std::fs::read_to_string(path).expect("example"))
-            .expect("yaml");
+    let mut v = common::production_cluster();
     v["metadata"]["namespace"] = json!("nats");
     v["metadata"]["uid"] = json!("3e7c1a2b-9d4f-4c8e-a1b2-7f6e5d4c3b2a");
     v

@@ -3,27 +3,40 @@
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
 const BIN: &str = env!("CARGO_BIN_EXE_nats-operator");
 
-fn examples() -> std::path::PathBuf {
-    std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/fixtures/nats-operator-examples")
+/// Every example file the CLI is run on: ours in both versions, and the upstream ones
+/// where this machine has them (see `support::upstream_dir`).
+fn example_files(test: &str) -> Vec<std::path::PathBuf> {
+    let mut files = support::yaml_files(&support::repo().join("examples/v1alpha2"));
+    files.extend(support::yaml_files(
+        &support::repo().join("examples/v1beta1"),
+    ));
+    assert!(files.len() >= 22, "our examples: {files:?}");
+    if let Some(dir) = support::upstream_dir(test) {
+        let upstream = support::yaml_files(&dir);
+        assert!(upstream.len() >= 15, "upstream examples: {upstream:?}");
+        files.extend(upstream);
+    }
+    files
 }
 
 #[test]
-fn convert_round_trips_every_upstream_example_file() {
+fn convert_round_trips_every_example_file() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut files: Vec<_> = std::fs::read_dir(examples())
-        .expect("examples")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    assert!(files.len() >= 15);
-    for file in files {
+    for file in example_files("convert_round_trips_every_example_file") {
+        let text = std::fs::read_to_string(&file).expect("read");
+        let written = nats_operator::yaml::documents(&text).expect("YAML");
+        // There in the other version, and back to the file's own.
+        let (there, own) = if written.iter().any(|d| d["apiVersion"] == "nats.io/v1beta1") {
+            ("nats.io/v1alpha2", "nats.io/v1beta1")
+        } else {
+            ("nats.io/v1beta1", "nats.io/v1alpha2")
+        };
         let up = Command::new(BIN)
-            .args(["convert", "--to", "nats.io/v1beta1", "-f"])
+            .args(["convert", "--to", there, "-f"])
             .arg(&file)
             .output()
             .expect("run");
@@ -36,7 +49,7 @@ fn convert_round_trips_every_upstream_example_file() {
         let up_path = dir.path().join("up.yaml");
         std::fs::write(&up_path, &up.stdout).expect("write");
         let down = Command::new(BIN)
-            .args(["convert", "--to", "nats.io/v1alpha2", "-f"])
+            .args(["convert", "--to", own, "-f"])
             .arg(&up_path)
             .output()
             .expect("run");
@@ -44,17 +57,18 @@ fn convert_round_trips_every_upstream_example_file() {
         let parse = |bytes: &[u8]| -> Vec<serde_json::Value> {
             nats_operator::yaml::documents(&String::from_utf8_lossy(bytes)).expect("YAML")
         };
-        let original = parse(&std::fs::read(&file).expect("read"));
+        let original = written;
         let back = parse(&down.stdout);
         assert_eq!(original.len(), back.len(), "{}", file.display());
         for (o, b) in original.iter().zip(&back) {
             if o["kind"] == "NatsCluster" {
-                // The typed form drops nothing the Go operator read; compare semantically.
-                let canon = |v: &serde_json::Value| {
-                    serde_json::from_value::<nats_operator::api::v1alpha2::NatsCluster>(v.clone())
-                        .ok()
-                };
-                assert_eq!(canon(o), canon(b), "{}", file.display());
+                // The typed form drops nothing the operator reads; compare semantically.
+                assert_eq!(
+                    support::canonical(o),
+                    support::canonical(b),
+                    "{}",
+                    file.display()
+                );
             } else {
                 assert_eq!(o, b, "{}: other documents pass through", file.display());
             }
@@ -165,15 +179,8 @@ fn webhook_serves_a_review_to_curl_trusting_only_the_generated_ca() {
 }
 
 #[test]
-fn render_works_on_every_upstream_example() {
-    let mut files: Vec<_> = std::fs::read_dir(examples())
-        .expect("examples")
-        .filter_map(Result::ok)
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
-        .collect();
-    files.sort();
-    for file in files {
+fn render_works_on_every_example() {
+    for file in example_files("render_works_on_every_example") {
         let out = Command::new(BIN)
             .args(["render", "-f"])
             .arg(&file)
@@ -201,10 +208,10 @@ fn render_works_on_every_upstream_example() {
     }
     let out = Command::new(BIN)
         .args(["render", "-f"])
-        .arg(examples().join("example-nats-cluster-tls.yaml"))
+        .arg(support::repo().join("examples/v1beta1/tls.yaml"))
         .output()
         .expect("run");
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(text.matches("\nkind: Pod\n").count(), 3);
-    assert!(text.contains("nats://nats-3.nats-mgmt.default.svc:6222"));
+    assert!(text.contains("nats://nats-tls-3.nats-tls-mgmt.default.svc:6222"));
 }

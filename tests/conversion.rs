@@ -8,21 +8,10 @@ use nats_operator::api::convert::{
     convert_text,
 };
 use nats_operator::api::crd::{ConversionEndpoint, nats_cluster};
-use nats_operator::api::{V1ALPHA2, V1BETA1, v1alpha2, v1beta1};
+use nats_operator::api::{V1ALPHA2, V1BETA1, v1beta1};
 use proptest::prelude::*;
 use serde_json::{Value, json};
-
-/// Decode and re-encode, so the object is in the canonical form of its version.
-fn canonical(v: &Value) -> Value {
-    match v["apiVersion"].as_str() {
-        Some(V1ALPHA2) => serde_json::from_value::<v1alpha2::NatsCluster>(v.clone())
-            .map(|o| serde_json::to_value(o).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("decode v1alpha2: {e}\n{v}")),
-        _ => serde_json::from_value::<v1beta1::NatsCluster>(v.clone())
-            .map(|o| serde_json::to_value(o).unwrap_or_default())
-            .unwrap_or_else(|e| panic!("decode v1beta1: {e}\n{v}")),
-    }
-}
+use support::canonical;
 
 fn round_trip(original: &Value, via: &str) -> (Value, Value) {
     let from = original["apiVersion"]

@@ -9,6 +9,20 @@ use serde_json::{Map, Value, json};
 #[path = "upstream.rs"]
 mod upstream;
 
+/// A NatsCluster decoded and re-encoded, so the object is in the canonical form of its
+/// version (`3` and `3.0` alike, defaults of the types filled in).
+pub fn canonical(v: &Value) -> Value {
+    use nats_operator::api::{V1ALPHA2, v1alpha2, v1beta1};
+    match v["apiVersion"].as_str() {
+        Some(V1ALPHA2) => serde_json::from_value::<v1alpha2::NatsCluster>(v.clone())
+            .map(|o| serde_json::to_value(o).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("decode v1alpha2: {e}\n{v}")),
+        _ => serde_json::from_value::<v1beta1::NatsCluster>(v.clone())
+            .map(|o| serde_json::to_value(o).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("decode v1beta1: {e}\n{v}")),
+    }
+}
+
 /// The repository's root.
 pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,17 +34,22 @@ pub fn upstream_dir(test: &str) -> Option<PathBuf> {
     upstream::upstream_examples_dir(&repo(), test)
 }
 
-/// Every document of every `*.yaml` file of `dir`: (file name, document as JSON).
-pub fn documents_in(dir: &Path) -> Vec<(String, Value)> {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
+/// The `*.yaml` files of `dir`, sorted.
+pub fn yaml_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
         .filter_map(Result::ok)
         .map(|e| e.path())
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
         .collect();
-    entries.sort();
+    files.sort();
+    files
+}
+
+/// Every document of every `*.yaml` file of `dir`: (file name, document as JSON).
+pub fn documents_in(dir: &Path) -> Vec<(String, Value)> {
     let mut out = Vec::new();
-    for path in entries {
+    for path in yaml_files(dir) {
         let text = std::fs::read_to_string(&path).unwrap_or_default();
         let name = path
             .file_name()
