@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
 use kube::{Api, Client};
 use nats_operator::api::v1beta1::NatsCluster;
@@ -164,6 +164,32 @@ pub async fn setup_with(prefix: &str, with_operator: bool) -> Result<Option<Env>
         client,
         ns,
     }))
+}
+
+/// Runs the real `nats` CLI (natscli, built by `e2e/nats/build.sh`) against `server` as a
+/// user types it, without any saved context, and returns its stdout; a non-zero exit is an
+/// error with its stderr.
+pub fn nats_cli(server: &str, args: &[&str]) -> Result<String> {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let cli = crate::natsbin::nats_binaries(&repo)
+        .map_err(anyhow::Error::msg)?
+        .cli
+        .context("e2e/nats/build.sh printed no nats CLI")?;
+    let out = std::process::Command::new(&cli)
+        .args(["--no-context", "--server", server])
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .with_context(|| format!("running {}", cli.display()))?;
+    if !out.status.success() {
+        bail!(
+            "nats {}: {}\n{}",
+            args.join(" "),
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// Member pod names `1..=n` of `cluster`.

@@ -22,7 +22,7 @@ use nats_operator_e2e::monitor;
 use nats_operator_e2e::natscluster::{condition_message, poll, wait_cluster};
 use nats_operator_e2e::podrun::ServiceProxy;
 use nats_operator_e2e::realnats::{
-    Env, READY, entered_lame_duck, members, setup, v1beta1, wait_full_mesh,
+    Env, READY, entered_lame_duck, members, nats_cli, setup, v1beta1, wait_full_mesh,
 };
 use nats_operator_e2e::scenario::scenario;
 use nats_operator_e2e::storage::{
@@ -439,6 +439,19 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
         let found: BTreeSet<u64> = ids.iter().map(|m| m.id).collect();
         let missing: Vec<&u64> = published.acked.difference(&found).take(10).collect();
         let copies = extra_copies(&ids);
+        // What a user sees with the nats CLI after the rolls: the same message count, R3
+        // with a leader and both followers current.
+        let info = nats_cli(&format!("nats://{}", proxy.addr()), &["stream", "info", STREAM, "--json"])?;
+        let info: serde_json::Value = serde_json::from_str(&info).context("nats stream info --json")?;
+        ensure!(info["state"]["messages"] == ids.len(), "nats stream info: {info:#}");
+        ensure!(info["config"]["num_replicas"] == 3, "nats stream info: {info:#}");
+        let replicas = info["cluster"]["replicas"].as_array().cloned().unwrap_or_default();
+        ensure!(
+            info["cluster"]["leader"].as_str().is_some_and(|l| !l.is_empty())
+                && replicas.len() == 2
+                && replicas.iter().all(|r| r["current"] == true),
+            "nats stream info: {info:#}"
+        );
         println!(
             "NUMBERS jetstream from {old}, rolls to {} (the last a downgrade), pod-spec roll {:.1} s; published and acknowledged {}, found after {} distinct ({} stored, {} extra copies of retried publishes), {} publishes retried (longest wait for an ack {:.1} s), {} gave up",
             rolls.join(", "),
