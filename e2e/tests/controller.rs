@@ -1465,9 +1465,13 @@ async fn every_upstream_example_reconciles_to_its_rendered_children() -> Result<
     let _s = scenario();
     let mut checked = 0;
     let mut all_diffs = Vec::new();
-    for file in nats_operator_e2e::fixtures::example_files(
+    let files = nats_operator_e2e::fixtures::example_files(
         "every_upstream_example_reconciles_to_its_rendered_children",
-    )? {
+    )?;
+    if files.is_empty() {
+        return Ok(()); // skipped, and said why
+    }
+    for file in files {
         let docs = nats_operator_e2e::fixtures::applicable_documents(&file)?;
         let clusters: Vec<String> = docs
             .iter()
