@@ -160,31 +160,34 @@ pub enum RenderStreamError {
     },
 }
 
-fn secret_json(secret: &Value) -> Option<Value> {
-    // A Secret's one key holds the JSON authorization (data is base64, stringData plain).
-    let decode_b64 = |s: &str| {
-        use base64::Engine;
-        base64::engine::general_purpose::STANDARD
-            .decode(s.trim())
-            .ok()
-    };
-    let raw: Vec<u8> = if let Some(m) = secret.get("stringData").and_then(Value::as_object)
-        && m.len() == 1
-    {
-        m.values().next()?.as_str()?.as_bytes().to_vec()
-    } else {
-        let m = secret.get("data")?.as_object()?;
-        if m.len() != 1 {
-            return None;
+/// The data of a Secret document: `data` (base64) and `stringData` (plain, which wins
+/// key by key, as the apiserver merges them). `None` when a value does not decode.
+pub fn secret_data(secret: &Value) -> Option<crate::render::inputs::SecretData> {
+    use base64::Engine;
+    let mut out = crate::render::inputs::SecretData::new();
+    if let Some(m) = secret.get("data").and_then(Value::as_object) {
+        for (k, v) in m {
+            let text = v.as_str()?;
+            let bytes = base64::engine::general_purpose::STANDARD
+                .decode(text.trim())
+                .ok()?;
+            out.insert(k.clone(), bytes);
         }
-        decode_b64(m.values().next()?.as_str()?)?
-    };
-    serde_json::from_slice(&raw).ok()
+    }
+    if let Some(m) = secret.get("stringData").and_then(Value::as_object) {
+        for (k, v) in m {
+            out.insert(k.clone(), v.as_str()?.as_bytes().to_vec());
+        }
+    }
+    Some(out)
 }
 
 /// Renders every object the operator would create for each NatsCluster in a YAML
-/// stream, as multi-document YAML. Secrets and NatsServiceRoles in the same stream are
-/// used as the cluster would see them; everything else is ignored.
+/// stream, as multi-document YAML: [`crate::render::desired`], the function the
+/// reconciler applies. Secrets and NatsServiceRoles in the same stream are used as the
+/// cluster would see them; everything else is ignored. A cluster whose inputs have a
+/// problem (a referenced Secret missing from the stream, or of the wrong shape) gets a
+/// comment saying so instead of objects: the operator creates nothing for it either.
 pub fn render_stream(input: &str) -> Result<String, RenderStreamError> {
     use crate::render;
     let mut docs = Vec::new();
@@ -219,116 +222,83 @@ pub fn render_stream(input: &str) -> Result<String, RenderStreamError> {
             name: name.clone(),
             message,
         };
-        let (defaulted, _) = crate::api::admission::default_object(doc, None);
-        let beta =
-            convert_object(defaulted, crate::api::V1BETA1).map_err(|e| err(e.to_string()))?;
+        // Stored as the webhook stores a create, then read as the reconciler reads it.
+        let (created, _) = crate::api::admission::default_object(doc, None);
+        let beta = convert_object(created, crate::api::V1BETA1).map_err(|e| err(e.to_string()))?;
         let cluster: crate::api::v1beta1::NatsCluster =
             serde_json::from_value(beta).map_err(|e| err(e.to_string()))?;
-        let meta = render::ClusterMeta::of(&cluster).map_err(|e| err(e.to_string()))?;
-        let spec = &cluster.spec;
-        let ns = meta.namespace.clone();
-        let find_secret = |secret: &str| {
-            docs.iter()
-                .find(|d| d["kind"] == "Secret" && name_of(d) == secret && namespace_of(d) == ns)
-                .and_then(secret_json)
-        };
-        let auth_spec = spec.auth.clone().unwrap_or_default();
-        let clients = auth_spec.clients.clone().unwrap_or_default();
-        let mut auth = render::AuthInputs::default();
-        if clients.service_accounts {
+        let ns = namespace_of(doc);
+        let secrets: std::collections::BTreeMap<String, render::inputs::SecretData> = docs
+            .iter()
+            .filter(|d| d["kind"] == "Secret" && namespace_of(d) == ns)
+            .filter_map(|d| Some((name_of(d), secret_data(d)?)))
+            .collect();
+        let uses_roles = cluster
+            .spec
+            .auth
+            .as_ref()
+            .and_then(|a| a.clients.as_ref())
+            .is_some_and(|c| c.service_accounts);
+        let mut roles = Vec::new();
+        if uses_roles {
             for role in docs.iter().filter(|d| d["kind"] == "NatsServiceRole") {
                 if namespace_of(role) == ns
                     && role
                         .pointer("/metadata/labels/nats_cluster")
                         .and_then(Value::as_str)
-                        == Some(meta.name.as_str())
+                        == Some(name.as_str())
                 {
                     let permissions = serde_json::from_value(role["spec"]["permissions"].clone())
                         .unwrap_or_default();
-                    auth.service_roles.push(render::ServiceRoleUser {
+                    roles.push(render::ServiceRoleUser {
                         username: name_of(role),
                         token: OFFLINE_TOKEN.into(),
                         permissions,
                     });
                 }
             }
-            auth.service_roles
-                .sort_by(|a, b| a.username.cmp(&b.username));
-        } else if !clients.secret.is_empty() {
-            auth.clients = find_secret(&clients.secret);
+            roles.sort_by(|a, b| a.username.cmp(&b.username));
         }
-        if let Some(r) = &auth_spec.routes {
-            auth.routes = find_secret(&r.secret);
-        }
-        if let Some(g) = &auth_spec.gateway {
-            auth.gateway = find_secret(&g.secret);
-        }
-        if let Some(acc) = &auth_spec.accounts {
-            auth.accounts = find_secret(&acc.secret);
-        }
-        let size = u32::try_from(spec.size.max(0)).unwrap_or(0);
-        let members: Vec<String> = (1..=size)
-            .map(|i| render::pod_name(&meta.name, i))
-            .collect();
-        let conf = render::nats_conf(spec, &meta, &members, &auth, &render::Paths::default())
-            .map_err(|e| err(e.to_string()))?;
-        let mut objects: Vec<Value> = vec![
-            serde_json::to_value(render::client_service(spec, &meta)).unwrap_or_default(),
-            serde_json::to_value(render::management_service(spec, &meta)).unwrap_or_default(),
-            serde_json::to_value(render::config_secret(&meta, &conf)).unwrap_or_default(),
-        ];
-        let kinds = vec![("v1", "Service"), ("v1", "Service"), ("v1", "Secret")];
-        let mut kinds = kinds;
-        if let Some(pdb) = render::disruption_budget(spec, &meta) {
-            objects.push(serde_json::to_value(pdb).unwrap_or_default());
-            kinds.push(("policy/v1", "PodDisruptionBudget"));
-        }
-        for i in 1..=size {
-            let pod =
-                render::member_pod(spec, &meta, i, &conf.hash).map_err(|e| err(e.to_string()))?;
-            if let Some(pvc) = render::member_pvc(spec, &meta, &render::pod_name(&meta.name, i)) {
-                objects.push(serde_json::to_value(pvc).unwrap_or_default());
-                kinds.push(("v1", "PersistentVolumeClaim"));
+        let auth = match render::auth_inputs(&cluster.spec, &ns, |n| secrets.get(n), roles) {
+            Ok(auth) => auth,
+            Err(problem) => {
+                out.push_str(&format!(
+                    "# NatsCluster {ns}/{name}: the operator creates nothing until {problem}\n"
+                ));
+                continue;
             }
-            objects.push(serde_json::to_value(pod).unwrap_or_default());
-            kinds.push(("v1", "Pod"));
-        }
-        for (mut obj, (api, kind)) in objects.into_iter().zip(kinds) {
-            if let Some(m) = obj.as_object_mut() {
-                m.insert("apiVersion".into(), api.into());
-                m.insert("kind".into(), kind.into());
-                // Secrets print their nats.conf readably.
-                if kind == "Secret"
-                    && let Some(data) = m.remove("data")
-                {
-                    let text: serde_json::Map<String, Value> = data
-                        .as_object()
-                        .map(|d| {
-                            d.iter()
-                                .map(|(k, v)| {
-                                    use base64::Engine;
-                                    let bytes = v
-                                        .as_str()
-                                        .and_then(|s| {
-                                            base64::engine::general_purpose::STANDARD.decode(s).ok()
-                                        })
-                                        .unwrap_or_default();
-                                    (
-                                        k.clone(),
-                                        Value::String(String::from_utf8_lossy(&bytes).to_string()),
-                                    )
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    m.insert("stringData".into(), Value::Object(text));
-                }
+        };
+        let desired = render::desired(&cluster, &auth, &render::Paths::default())
+            .map_err(|e| err(e.to_string()))?;
+        for mut obj in desired.objects() {
+            // Secrets print their nats.conf readably.
+            if obj["kind"] == "Secret"
+                && let Some(m) = obj.as_object_mut()
+                && let Some(data) = m.remove("data")
+            {
+                let text: serde_json::Map<String, Value> = data
+                    .as_object()
+                    .into_iter()
+                    .flatten()
+                    .map(|(k, v)| {
+                        use base64::Engine;
+                        let bytes = v
+                            .as_str()
+                            .and_then(|s| base64::engine::general_purpose::STANDARD.decode(s).ok())
+                            .unwrap_or_default();
+                        (
+                            k.clone(),
+                            Value::String(String::from_utf8_lossy(&bytes).to_string()),
+                        )
+                    })
+                    .collect();
+                m.insert("stringData".into(), Value::Object(text));
             }
             out.push_str("---\n");
             out.push_str(&crate::yaml::to_string(&obj).map_err(|e| err(e.to_string()))?);
         }
-        for w in &conf.warnings {
-            out.push_str(&format!("# warning ({}): {w}\n", meta.name));
+        for w in &desired.conf.warnings {
+            out.push_str(&format!("# warning ({name}): {w}\n"));
         }
     }
     Ok(out)

@@ -129,3 +129,45 @@ fn the_examples_cover_every_documented_feature() {
         assert!(text.contains(key), "no example uses {key}");
     }
 }
+
+/// `nats.conf` is indented JSON, as the Go operator wrote it, so tools that read the config
+/// Secret with a JSON parser keep working: every config `render` prints for our examples
+/// and upstream's parses with `serde_json`, except where the server needs what JSON cannot
+/// say (an `include` line for external advertise files or an authorization file, written
+/// as the Go operator did).
+#[test]
+fn every_rendered_config_is_json() {
+    let mut files = support::yaml_files(&support::repo().join("examples/v1beta1"));
+    files.extend(support::yaml_files(
+        &support::repo().join("examples/v1alpha2"),
+    ));
+    if let Some(dir) = support::upstream_dir("every_rendered_config_is_json") {
+        files.extend(support::yaml_files(&dir));
+    }
+    let (mut json, mut with_include) = (0, 0);
+    for file in &files {
+        let Ok(printed) = render_stream(&std::fs::read_to_string(file).unwrap_or_default()) else {
+            continue; // upstream's deliberately invalid example
+        };
+        for doc in nats_operator::yaml::documents(&printed).unwrap_or_default() {
+            let Some(text) = doc.pointer("/stringData/nats.conf").and_then(Value::as_str) else {
+                continue;
+            };
+            if text
+                .lines()
+                .any(|l| l.trim_start().starts_with("include \""))
+            {
+                with_include += 1;
+                continue;
+            }
+            if let Err(e) = serde_json::from_str::<Value>(text) {
+                panic!("{}: nats.conf is not JSON ({e}):\n{text}", file.display());
+            }
+            json += 1;
+        }
+    }
+    assert!(json >= 26, "only {json} configs");
+    println!(
+        "NUMBERS json-conf: {json} configs are strict JSON, {with_include} need an include line"
+    );
+}

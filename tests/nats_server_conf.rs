@@ -18,7 +18,7 @@ use nats_operator::api::v1beta1 as b;
 use nats_operator::render::{
     AuthInputs, ClusterMeta, Paths, ServiceRoleUser, nats_conf, pod_name, tls_path,
 };
-use nats_server_support::{Server, config_test, servers, write_tls};
+use nats_server_support::{Server, config_test_with, servers, write_tls};
 
 /// A self-signed operator JWT (made once with an ed25519 operator nkey; no expiry), for
 /// the example with `operatorConfig`: the server verifies its signature even with `-t`.
@@ -192,11 +192,19 @@ fn assert_server_accepts(
     create_files(spec, &paths, dir.path());
     let conf_path = dir.path().join("nats.conf");
     std::fs::write(&conf_path, &conf.text).expect("write nats.conf");
-    let (ok, out) = config_test(
-        server,
-        &conf_path,
-        &[("SERVER_NAME", "us-nats-1"), ("POD_NAME", "nats-1")],
-    );
+    let env = [("SERVER_NAME", "us-nats-1"), ("POD_NAME", "nats-1")];
+    let pod = nats_operator::render::member_pod(spec, meta, 1, &conf.hash)
+        .unwrap_or_else(|e| panic!("{what}: {e}"));
+    let flags = nats_server_support::pod_flags(&pod, &env);
+    let (ok, out) = config_test_with(server, &conf_path, &env, &flags);
+    // Strict JSON unless it needs what JSON cannot say (an include, a `$VAR` on servers
+    // without `--name`, a control character): tools read the config Secret as JSON.
+    let server_syntax = ["include \"", ": $", "\\x"]
+        .iter()
+        .any(|s| conf.text.contains(s));
+    if !server_syntax && let Err(e) = serde_json::from_str::<serde_json::Value>(&conf.text) {
+        panic!("{what}: nats.conf is not JSON ({e}):\n{}", conf.text);
+    }
     assert!(
         ok,
         "{what}: nats-server {} rejects the rendered config:\n{out}\n--- nats.conf ---\n{}",

@@ -5,8 +5,10 @@
 mod nats_server_support;
 
 use nats_operator::api::v1beta1 as b;
-use nats_operator::render::{AuthInputs, ClusterMeta, Paths, nats_conf, pod_name, tls_path};
-use nats_server_support::{Running, config_test, free_port, newest, servers, write_tls};
+use nats_operator::render::{
+    AuthInputs, ClusterMeta, Paths, member_pod, nats_conf, pod_name, tls_path,
+};
+use nats_server_support::{Running, config_test_with, free_port, newest, servers, write_tls};
 
 fn quantity(s: &str) -> k8s_openapi::apimachinery::pkg::api::resource::Quantity {
     k8s_openapi::apimachinery::pkg::api::resource::Quantity(s.into())
@@ -67,7 +69,8 @@ fn accounts() -> serde_json::Value {
     })
 }
 
-fn render(dir: &std::path::Path, spec: &b::NatsClusterSpec) -> std::path::PathBuf {
+/// The config file and the pod's server-name flags (`--name c-1`).
+fn render(dir: &std::path::Path, spec: &b::NatsClusterSpec) -> (std::path::PathBuf, Vec<String>) {
     let paths = Paths::under(dir);
     let tls = spec
         .tls
@@ -86,28 +89,36 @@ fn render(dir: &std::path::Path, spec: &b::NatsClusterSpec) -> std::path::PathBu
     };
     let conf =
         nats_conf(spec, &ClusterMeta::new("c", "ns"), &members, &auth, &paths).expect("renders");
-    for want in [
-        "server_name: $POD_NAME",
-        "no_auth_user: \"guest\"",
-        "mqtt: {",
-        "max_ack_pending: 200",
-        "no_tls: true",
-        "jetstream: {",
-        "max_file: 1073741824",
-    ] {
-        assert!(conf.text.contains(want), "{want} missing:\n{}", conf.text);
-    }
+    let parsed: serde_json::Value = serde_json::from_str(&conf.text).expect("nats.conf is JSON");
+    assert_eq!(parsed["no_auth_user"], "guest", "{}", conf.text);
+    assert_eq!(parsed["mqtt"]["max_ack_pending"], 200, "{}", conf.text);
+    assert_eq!(parsed["websocket"]["no_tls"], true, "{}", conf.text);
+    assert_eq!(
+        parsed["jetstream"]["max_file"], 1_073_741_824_u64,
+        "{}",
+        conf.text
+    );
+    assert!(
+        parsed.get("server_name").is_none(),
+        "the name is a flag: {}",
+        conf.text
+    );
+    let pod = member_pod(spec, &ClusterMeta::new("c", "ns"), 1, &conf.hash).expect("pod");
+    let all = nats_server_support::pod_flags(&pod, &[("POD_NAME", "c-1")]);
+    let name = all.iter().position(|f| f == "--name").expect("--name flag");
+    let flags = all[name..=name + 1].to_vec();
+    assert_eq!(flags, ["--name", "c-1"]);
     let file = dir.join("nats.conf");
     std::fs::write(&file, &conf.text).expect("write nats.conf");
-    file
+    (file, flags)
 }
 
 #[test]
 fn every_server_accepts_the_config() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let file = render(dir.path(), &spec(free_port(), free_port()));
+    let (file, flags) = render(dir.path(), &spec(free_port(), free_port()));
     for server in servers() {
-        let (ok, out) = config_test(&server, &file, &[("POD_NAME", "c-1")]);
+        let (ok, out) = config_test_with(&server, &file, &[], &flags);
         assert!(ok, "nats-server {} refused it: {out}", server.version);
     }
 }
@@ -116,8 +127,9 @@ fn every_server_accepts_the_config() {
 fn a_server_on_it_runs_jetstream_mqtt_and_the_no_auth_user() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (mqtt, ws) = (free_port(), free_port());
-    let file = render(dir.path(), &spec(mqtt, ws));
-    let server = Running::start(&newest(), &file, free_port(), &[("POD_NAME", "c-1")]);
+    let (file, flags) = render(dir.path(), &spec(mqtt, ws));
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+    let server = Running::start_with(&newest(), &file, free_port(), &[], &flags);
 
     let varz = server.get("/varz").expect("/varz");
     assert_eq!(varz["server_name"], "c-1", "stable server name per member");

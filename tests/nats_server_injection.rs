@@ -3,7 +3,7 @@
 //! newlines, braces, `$VAR`s and `include` reach a real nats-server exactly as written.
 //! The server is started for real on local ports and checked through the client
 //! protocol (CONNECT with the exact password, PUB against the exact subject permission),
-//! its monitoring endpoints (`/varz` for the `$SERVER_NAME` reference) and a route
+//! its monitoring endpoints (`/varz` for the server name from `$(SERVER_NAME)`) and a route
 //! between two servers with percent-escaped credentials (`/routez`).
 
 mod nats_server_support;
@@ -93,19 +93,24 @@ fn start(
     .expect("render");
     let path = dir.join(format!("{name}.conf"));
     std::fs::write(&path, &conf.text).expect("write");
-    Running::start(
-        server,
-        &path,
-        cluster,
-        &[("SERVER_NAME", name), ("POD_NAME", "not-the-password")],
-    )
+    let env = [("SERVER_NAME", name), ("POD_NAME", "not-the-password")];
+    // The server name reaches the server as the pod gives it: `--name $(SERVER_NAME)`.
+    let pod =
+        nats_operator::render::member_pod(&spec(cluster, None), &meta, 1, &conf.hash).expect("pod");
+    let flags = nats_server_support::pod_flags(&pod, &env);
+    let name_flag: Vec<&str> = flags
+        .iter()
+        .position(|f| f == "--name")
+        .map(|i| flags[i..=i + 1].iter().map(String::as_str).collect())
+        .unwrap_or_default();
+    Running::start_with(server, &path, cluster, &env, &name_flag)
 }
 
 fn check(server: &Server) {
     let dir = tempfile::tempdir().expect("tempdir");
     let a = start(server, dir.path(), "inj-a", None);
 
-    // `server_name: $SERVER_NAME` is the one variable reference, and it works.
+    // The server name comes from `$(SERVER_NAME)`, expanded on the command line.
     let varz = a.get("/varz").expect("varz");
     assert_eq!(varz["server_name"], "inj-a", "{}", server.version);
 

@@ -42,6 +42,24 @@ fn conf(spec: &b::NatsClusterSpec, auth: &AuthInputs) -> String {
         .text
 }
 
+/// `nats.conf` parsed as the JSON it is (tools read the config Secret this way). An
+/// `include "<path>"` line, the one directive JSON cannot say (written as the Go operator
+/// wrote it), is read as a key `include` here.
+fn json_of(text: &str) -> serde_json::Value {
+    let readable: String = text
+        .lines()
+        .map(|l| {
+            let t = l.trim_start();
+            match t.strip_prefix("include \"") {
+                Some(rest) => format!("{}\"include\": \"{rest}\n", &l[..l.len() - t.len()]),
+                None => format!("{l}\n"),
+            }
+        })
+        .collect();
+    serde_json::from_str(&readable)
+        .unwrap_or_else(|e| panic!("nats.conf is not JSON ({e}):\n{text}"))
+}
+
 /// An upstream example's spec, defaulted and in v1beta1; `None` (skip) without them.
 fn example(file: &str) -> Option<b::NatsClusterSpec> {
     let (_, doc) = support::upstream_clusters(file)?
@@ -56,11 +74,12 @@ fn example(file: &str) -> Option<b::NatsClusterSpec> {
 #[test]
 fn minimal_cluster_conf() {
     let text = conf(&base(), &AuthInputs::default());
-    let body: String = text.lines().skip(1).map(|l| format!("{l}\n")).collect();
+    // Indented JSON, as the Go operator wrote it.
     assert_eq!(
-        body,
-        "port: 4222\nhttp_port: 8222\nlogtime: true\ncluster: {\n  name: \"nats\"\n  port: 6222\n  routes: [\n    \"nats://nats-1.nats-mgmt.prod.svc:6222\"\n    \"nats://nats-2.nats-mgmt.prod.svc:6222\"\n    \"nats://nats-3.nats-mgmt.prod.svc:6222\"\n  ]\n}\n"
+        text,
+        "{\n  \"port\": 4222,\n  \"http_port\": 8222,\n  \"logtime\": true,\n  \"cluster\": {\n    \"name\": \"nats\",\n    \"port\": 6222,\n    \"routes\": [\n      \"nats://nats-1.nats-mgmt.prod.svc:6222\",\n      \"nats://nats-2.nats-mgmt.prod.svc:6222\",\n      \"nats://nats-3.nats-mgmt.prod.svc:6222\"\n    ]\n  }\n}\n"
     );
+    json_of(&text);
 }
 
 #[test]
@@ -106,7 +125,7 @@ fn old_servers_get_no_cluster_name_or_jetstream() {
         &Paths::default(),
     )
     .expect("r");
-    assert!(!r.text.contains("name:"), "{}", r.text);
+    assert!(!r.text.contains("\"name\":"), "{}", r.text);
     assert!(!r.text.contains("jetstream"), "{}", r.text);
     assert_eq!(r.warnings.len(), 1);
 }
@@ -129,21 +148,43 @@ fn server_name_lame_duck_limits_and_websocket_without_tls() {
         compression: true,
     });
     let text = conf(&spec, &AuthInputs::default());
-    for want in [
-        "server_name: $POD_NAME\n",
-        "lame_duck_duration: \"45s\"\n",
-        "write_deadline: \"10s\"\n",
-        "max_payload: 1048576\n",
-        "logtime: false\n",
-        "debug: true\n",
-        "websocket: {\n  port: 8080\n  no_tls: true\n  handshake_timeout: \"5s\"\n  compression: true\n}\n",
-    ] {
-        assert!(text.contains(want), "missing {want:?} in\n{text}");
-    }
+    let v = json_of(&text);
+    assert_eq!(v["lame_duck_duration"], "45s");
+    assert_eq!(v["write_deadline"], "10s");
+    assert_eq!(v["max_payload"], 1048576);
+    assert_eq!(v["logtime"], false);
+    assert_eq!(v["debug"], true);
+    assert_eq!(
+        v["websocket"],
+        json!({"port": 8080, "no_tls": true, "handshake_timeout": "5s", "compression": true})
+    );
+    // The server name is a flag the kubelet expands, not a `$VAR` JSON cannot hold.
+    assert!(v.get("server_name").is_none(), "{text}");
+    let command = |spec: &b::NatsClusterSpec| {
+        pod(spec, 1)
+            .spec
+            .and_then(|s| s.containers.into_iter().next())
+            .and_then(|c| c.command)
+            .unwrap_or_default()
+    };
+    assert!(
+        command(&spec)
+            .windows(2)
+            .any(|w| w == ["--name", "$(POD_NAME)"])
+    );
     if let Some(c) = spec.config.as_mut() {
         c.server_name = "FromEnv".into();
     }
-    assert!(conf(&spec, &AuthInputs::default()).contains("server_name: $SERVER_NAME\n"));
+    assert!(
+        command(&spec)
+            .windows(2)
+            .any(|w| w == ["--name", "$(SERVER_NAME)"])
+    );
+    // Releases without the flag read it from the file, as the Go operator wrote it.
+    spec.version = "2.1.9".into();
+    spec.websocket = None;
+    assert!(conf(&spec, &AuthInputs::default()).contains("\n  \"server_name\": $SERVER_NAME,\n"));
+    assert!(!command(&spec).iter().any(|a| a == "--name"));
 }
 
 #[test]
@@ -172,18 +213,31 @@ fn tls_blocks_use_mount_dirs_and_absolute_names() {
         ..Default::default()
     });
     let text = conf(&spec, &AuthInputs::default());
-    for want in [
-        "https_port: 8222\n",
-        "  ca_file: \"/abs/ca.pem\"\n",
-        "  cert_file: \"/etc/nats-server-tls-certs/server.pem\"\n",
-        "  verify: true\n  verify_and_map: true\n",
-        "  cipher_suites: [\n    \"TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256\"\n  ]\n",
-        "  timeout: 2.5\n",
-        "    cert_file: \"/etc/nats-routes-tls-certs/route.pem\"\n",
-        "    timeout: 3\n",
-    ] {
-        assert!(text.contains(want), "missing {want:?} in\n{text}");
-    }
+    let v = json_of(&text);
+    assert_eq!(v["https_port"], 8222);
+    assert_eq!(v["tls"]["ca_file"], "/abs/ca.pem");
+    assert_eq!(
+        v["tls"]["cert_file"],
+        "/etc/nats-server-tls-certs/server.pem"
+    );
+    assert_eq!(
+        (&v["tls"]["verify"], &v["tls"]["verify_and_map"]),
+        (&json!(true), &json!(true))
+    );
+    assert_eq!(
+        v["tls"]["cipher_suites"],
+        json!(["TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256"])
+    );
+    assert_eq!(v["tls"]["timeout"], 2.5);
+    assert!(
+        text.contains("\"timeout\": 2.5"),
+        "floats keep their point: {text}"
+    );
+    assert_eq!(
+        v["cluster"]["tls"]["cert_file"],
+        "/etc/nats-routes-tls-certs/route.pem"
+    );
+    assert_eq!(v["cluster"]["tls"]["timeout"], 3);
     assert!(!text.contains("http_port"));
 }
 
@@ -204,8 +258,9 @@ fn jetstream_block_from_quantities() {
         }),
     });
     let text = conf(&spec, &AuthInputs::default());
-    assert!(
-        text.contains("jetstream: {\n  store_dir: \"/data/jetstream\"\n  max_mem: 1073741824\n  max_file: 10000000000\n}\n"),
+    assert_eq!(
+        json_of(&text)["jetstream"],
+        json!({"store_dir": "/data/jetstream", "max_mem": 1073741824_u64, "max_file": 10000000000_u64}),
         "{text}"
     );
     if let Some(j) = spec.jetstream.as_mut() {
@@ -239,17 +294,23 @@ fn route_credentials_are_percent_escaped_and_quoted() {
         ..Default::default()
     };
     let r = nats_conf(&spec, &meta(), &members(1), &auth, &Paths::default()).expect("r");
-    assert!(
-        r.text
-            .contains("\"nats://u%40x:p%3A%22%2F%20w@nats-1.nats-mgmt.prod.svc:6222\""),
+    let v = json_of(&r.text);
+    assert_eq!(
+        v["cluster"]["routes"],
+        json!([
+            "nats://u%40x:p%3A%22%2F%20w@nats-1.nats-mgmt.prod.svc:6222",
+            "nats://other-mgmt.prod.svc:6222",
+            "nats://x:6222"
+        ]),
         "{}",
         r.text
     );
-    assert!(
+    assert_eq!(
+        v["cluster"]["authorization"],
+        json!({"username": "u@x", "password": "p:\"/ w", "timeout": 3}),
+        "{}",
         r.text
-            .contains("\"nats://other-mgmt.prod.svc:6222\"\n    \"nats://x:6222\"")
     );
-    assert!(r.text.contains("  authorization: {\n    username: \"u@x\"\n    password: \"p:\\\"/ w\"\n    timeout: 3\n  }\n"), "{}", r.text);
     assert_eq!(r.warnings.len(), 1, "{:?}", r.warnings);
 }
 
@@ -286,19 +347,34 @@ fn client_auth_sources_in_order() {
         ..Default::default()
     };
     let text = conf(&spec, &auth);
-    assert!(text.contains("authorization: {\n  users: [\n    {\n      user: \"amy\"\n      password: \"t\\\"1\"\n      permissions: {\n        publish: [\n          \"p.>\"\n        ]\n      }\n    }\n    {\n      user: \"zed\""), "{text}");
-    assert!(text.contains("  timeout: 7\n"));
+    let v = json_of(&text);
+    assert_eq!(
+        v["authorization"]["users"],
+        json!([
+            {"user": "amy", "password": "t\"1", "permissions": {"publish": ["p.>"]}},
+            {"user": "zed", "password": "t2"}
+        ]),
+        "{text}"
+    );
+    assert_eq!(v["authorization"]["timeout"], 7);
     if let Some(c) = spec.auth.as_mut().and_then(|a| a.clients.as_mut()) {
         c.service_accounts = false;
     }
     let text = conf(&spec, &auth);
-    assert!(text.contains("username: \"x\""), "{text}");
+    assert_eq!(
+        json_of(&text)["authorization"]["users"][0]["username"],
+        "x",
+        "{text}"
+    );
     if let Some(c) = spec.auth.as_mut().and_then(|a| a.clients.as_mut()) {
         c.secret.clear();
     }
     let text = conf(&spec, &auth);
+    // An include is the one thing JSON cannot say: written as the Go operator wrote it.
     assert!(
-        text.contains("authorization: {\n  include \"auth/users.conf\"\n  timeout: 7\n}\n"),
+        text.contains(
+            "\"authorization\": {\n    include \"auth/users.conf\",\n    \"timeout\": 7\n  }"
+        ),
         "{text}"
     );
 }
@@ -350,14 +426,13 @@ fn hostile_values_cannot_escape_their_strings() {
         ..Default::default()
     };
     let text = conf(&spec, &auth);
-    assert!(!text.contains("\ninclude"), "{text}");
-    assert_eq!(
-        text.lines()
-            .filter(|l| l.starts_with("authorization"))
-            .count(),
-        1,
+    assert!(
+        !text.lines().any(|l| l.trim_start().starts_with("include")),
         "{text}"
     );
+    let v = json_of(&text);
+    assert_eq!(v["authorization"]["users"][0]["username"], evil, "{text}");
+    assert_eq!(v["authorization"]["users"][0]["password"], evil, "{text}");
     assert!(
         text.contains(r#""x\"\n}\ninclude \"/etc/passwd\"\nauthorization {\n$HOME\\""#),
         "{text}"
@@ -378,12 +453,15 @@ fn merge_is_applied_last_and_keys_stay_keys() {
         ..Default::default()
     });
     let text = conf(&spec, &AuthInputs::default());
-    assert!(!text.contains("http_port"), "{text}");
-    assert!(text.contains("  name: \"renamed\"\n"), "{text}");
-    assert!(text.contains("  pool_size: 3\n"), "{text}");
-    assert!(text.contains("\"include\": \"/etc/passwd\"\n"), "{text}");
-    assert!(!text.contains("\ninclude "), "{text}");
-    assert!(text.contains("  \"A B\": {\n"), "{text}");
+    let v = json_of(&text);
+    assert!(v.get("http_port").is_none(), "{text}");
+    assert_eq!(v["cluster"]["name"], "renamed", "{text}");
+    assert_eq!(v["cluster"]["pool_size"], 3, "{text}");
+    // A key `include` from a user is a quoted key (unknown to the server), never the
+    // directive.
+    assert_eq!(v["include"], "/etc/passwd", "{text}");
+    assert!(!text.contains("include \""), "{text}");
+    assert!(v["accounts"]["A B"].is_object(), "{text}");
     spec.config = Some(b::ServerConfig {
         merge: Some(json!({"a\"b": 1})),
         ..Default::default()
@@ -420,21 +498,30 @@ fn gateway_leafnode_jwt_and_advertise_blocks() {
         return;
     };
     let text = conf(&spec, &AuthInputs::default());
-    for want in [
-        "operator: \"/etc/nats-operator/op.jwt\"\n",
-        "resolver: \"URL(https://example.com/jwt/v1/accounts/)\"\n",
-        "gateway: {\n",
-    ] {
-        assert!(text.contains(want), "missing {want:?} in\n{text}");
-    }
+    let v = json_of(&text);
+    assert_eq!(v["operator"], "/etc/nats-operator/op.jwt", "{text}");
+    assert_eq!(
+        v["resolver"], "URL(https://example.com/jwt/v1/accounts/)",
+        "{text}"
+    );
+    assert!(v["gateway"].is_object(), "{text}");
     let Some(spec) = example("leafnode-remotes-gateways.yaml") else {
         return;
     };
     let text = conf(&spec, &AuthInputs::default());
-    assert!(text.contains("leafnodes: {\n  remotes: [\n    {\n      urls: [\n        \"nats://1.2.3.4:7422\"\n      ]\n      credentials: \"/etc/nats-creds/user.ncreds\"\n"), "{text}");
-    assert!(text.contains("  reject_unknown: true\n"), "{text}");
+    let v = json_of(&text);
+    assert_eq!(
+        v["leafnodes"]["remotes"][0]["urls"],
+        json!(["nats://1.2.3.4:7422"]),
+        "{text}"
+    );
+    assert_eq!(
+        v["leafnodes"]["remotes"][0]["credentials"], "/etc/nats-creds/user.ncreds",
+        "{text}"
+    );
+    assert_eq!(v["gateway"]["reject_unknown"], true, "{text}");
     assert!(
-        text.contains("      url: \"nats://guser:gpassword@1.2.3.4:7222\"\n"),
+        text.contains("\"url\": \"nats://guser:gpassword@1.2.3.4:7222\""),
         "{text}"
     );
     let Some(spec) = example("example-nats-cluster-gateway.yaml") else {
@@ -442,11 +529,11 @@ fn gateway_leafnode_jwt_and_advertise_blocks() {
     };
     let text = conf(&spec, &AuthInputs::default());
     assert!(
-        text.contains("\ninclude \"advertise/client_advertise.conf\"\n"),
+        text.contains("\n  include \"advertise/client_advertise.conf\",\n"),
         "{text}"
     );
     assert!(
-        text.contains("  include \"advertise/gateway_advertise.conf\"\n"),
+        text.contains("\n    include \"advertise/gateway_advertise.conf\""),
         "{text}"
     );
 }
@@ -1026,8 +1113,9 @@ fn gateways_with_leafnodes_get_a_system_account() {
         return;
     };
     let text = conf(&spec, &AuthInputs::default());
-    assert!(text.contains("system_account: \"SYS\""), "{text}");
-    assert!(text.contains("accounts: {\n  \"SYS\": {}\n}"), "{text}");
+    let v = json_of(&text);
+    assert_eq!(v["system_account"], "SYS", "{text}");
+    assert_eq!(v["accounts"], json!({"SYS": {}}), "{text}");
     let mut own = spec.clone();
     own.config.get_or_insert_with(Default::default).merge =
         Some(serde_json::json!({"accounts": {"A": {}}, "system_account": "A"}));

@@ -200,6 +200,37 @@ impl NatsOperator {
         self.wait_for_validation(false).await
     }
 
+    /// Deletes both admission webhook configurations (the conversion webhook stays, in
+    /// the CRD) and waits until the apiserver calls neither: objects are then stored as
+    /// written, without our defaults, as the Go operator stored them. Restore with
+    /// [`Self::apply_webhook_configurations`] and [`Self::wait_until_webhooks_serve`].
+    pub async fn delete_admission_configurations(&self) -> Result<()> {
+        self.local_webhook()?;
+        let api: Api<MutatingWebhookConfiguration> = Api::all(self.client()?);
+        match api
+            .delete(WEBHOOK_CONFIGURATION_NAME, &DeleteParams::default())
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(e) => return Err(e).context("deleting the MutatingWebhookConfiguration"),
+        }
+        self.delete_validating_configuration().await?;
+        let deadline = Instant::now() + PROPAGATION_TIMEOUT;
+        while Instant::now() < deadline {
+            let obj = self.dry_run_create(probe_valid()).await?;
+            if obj.data["spec"]["version"]
+                .as_str()
+                .unwrap_or_default()
+                .is_empty()
+            {
+                return Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        bail!("the mutating webhook is still called after {PROPAGATION_TIMEOUT:?}")
+    }
+
     /// Waits until the apiserver calls all three webhooks: a dry-run create of an object our
     /// validation denies is denied, and a dry-run create of a minimal v1alpha2 object comes
     /// back defaulted (mutating webhook) after the round trip through the v1beta1 storage

@@ -977,6 +977,66 @@ async fn auth_secret_changes_rerender_and_a_missing_one_degrades() -> Result<()>
         "{}",
         summary(&nc)
     );
+
+    // A Secret of the wrong shape (an array, not an object) is the same kind of mistake:
+    // Degraded with the field path, one Warning Event, nothing changed, and no retry
+    // loop (the operator reads the Secret again only when something changes).
+    let config_rv = secrets.get("auth").await?.resource_version();
+    let uids = env.pod_uids("auth").await?;
+    env.apply(
+        "apiVersion: v1\nkind: Secret\nmetadata:\n  name: clients\nstringData:\n  clients.json: '[{\"username\": \"alice\"}]'\n",
+    )?;
+    let nc = wait_cluster(
+        &env.client,
+        env.ns(),
+        "auth",
+        READY,
+        "Degraded InvalidInput",
+        |c| condition(c, "Degraded") == Some(("True".into(), "InvalidInput".into())),
+    )
+    .await?;
+    let message = condition_message(&nc, "Degraded");
+    assert!(
+        message.starts_with("spec.auth.clients.secret: ") && message.contains("holds an array"),
+        "{message}"
+    );
+    let reads = |from: usize| {
+        env.operator.requests().all()[from..]
+            .iter()
+            .filter(|r| r.method == http::Method::GET && r.uri.contains("/secrets/clients"))
+            .count()
+    };
+    // The status write itself wakes the cluster once more; then it is quiet.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let mark = env.operator.requests().all().len();
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert_eq!(
+        reads(mark),
+        0,
+        "no retry loop on a user's mistake:\n{}",
+        env.diagnostics()
+    );
+    let warnings = events
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some("InvalidInput"))
+        .filter(|e| e.involved_object.name.as_deref() == Some("auth"))
+        .map(|e| e.count.unwrap_or(1))
+        .sum::<i32>();
+    assert_eq!(warnings, 1, "one Warning Event");
+    assert_eq!(
+        secrets.get("auth").await?.resource_version(),
+        config_rv,
+        "config Secret untouched"
+    );
+    assert_eq!(env.pod_uids("auth").await?, uids, "pods untouched");
+    env.apply(&auth_secret("clients", &["alice"]))?;
+    wait_cluster(&env.client, env.ns(), "auth", READY, "not Degraded", |c| {
+        condition(c, "Degraded").is_some_and(|(s, _)| s == "False")
+    })
+    .await?;
     Ok(())
 }
 

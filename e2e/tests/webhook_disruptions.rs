@@ -9,9 +9,16 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, ensure};
+use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use kube::api::ListParams;
+use kube::{Api, ResourceExt};
 use nats_operator::install::{MUTATING_WEBHOOK_NAME, VALIDATING_WEBHOOK_NAME};
+use nats_operator_e2e::natscluster::{wait_for_default_service_account, wait_ready};
 use nats_operator_e2e::scenario::{exclusive, scenario, wait_for_other_scenarios};
-use nats_operator_e2e::{KubectlRun, NatsOperator, TestNamespace, WebhookLatencies, WebhookServer};
+use nats_operator_e2e::{
+    InProcessOperator, KubectlRun, NatsOperator, OperatorOptions, TestKubelet, TestNamespace,
+    WebhookLatencies, WebhookServer,
+};
 
 /// The installed operator with its in-process webhook server, or `None` to skip.
 async fn setup() -> Result<Option<(&'static NatsOperator, &'static WebhookServer)>> {
@@ -257,6 +264,178 @@ async fn metadata_only_updates_of_objects_stored_before_a_rule_go_through() -> R
         .kubectl_run(&["apply", "-n", n, "-f", path_str(&fixed)])?
         .assert_success()
         .assert_stdout_contains("natscluster.nats.io/old configured");
+    Ok(())
+}
+
+/// A NatsCluster stored as the Go operator stored it (webhooks bypassed: no
+/// `serverImage`, no defaults at all) reconciles exactly like a defaulted one: pods run
+/// `nats:<version>`, the config Secret and the Services are what `render` prints for
+/// the stored object, and writing the defaults into the object later rolls nothing.
+#[tokio::test]
+async fn a_cluster_stored_without_defaults_reconciles_like_a_defaulted_one() -> Result<()> {
+    let _s = scenario();
+    let _x = exclusive().await;
+    let Some((op, _webhook)) = setup().await? else {
+        return Ok(());
+    };
+    let cluster = op.cluster();
+    let ns = TestNamespace::create(cluster, "e2e-undefaulted").await?;
+    let n = ns.name();
+    let client = cluster.client()?;
+    wait_for_default_service_account(&client, n).await?;
+    let dir = tempfile::tempdir()?;
+    let file = write(
+        dir.path(),
+        "legacy.yaml",
+        &v1alpha2("legacy", "  size: 3\n  version: \"2.10.27\"\n"),
+    )?;
+    op.delete_admission_configurations().await?;
+    let stored = cluster.kubectl_run(&["apply", "-n", n, "-f", path_str(&file)]);
+    op.apply_webhook_configurations().await?;
+    op.wait_until_webhooks_serve().await?;
+    stored?.assert_success();
+    let raw = cluster
+        .kubectl_run(&[
+            "get",
+            "natsclusters.v1alpha2.nats.io",
+            "legacy",
+            "-n",
+            n,
+            "-o",
+            "json",
+        ])?
+        .assert_success()
+        .json()?;
+    ensure!(
+        raw["spec"].get("serverImage").is_none(),
+        "stored with defaults after all: {raw:#}"
+    );
+
+    let _kubelet = TestKubelet::shared(cluster)?;
+    let operator = InProcessOperator::start(cluster, OperatorOptions::namespace(n))?;
+    wait_ready(&client, n, "legacy", 3, Duration::from_secs(90)).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), n);
+    let listed = pods
+        .list(&ListParams::default().labels("app=nats,nats_cluster=legacy"))
+        .await?
+        .items;
+    ensure!(listed.len() == 3, "{} pods", listed.len());
+    for p in &listed {
+        let image = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.containers.iter().find(|c| c.name == "nats"))
+            .and_then(|c| c.image.clone());
+        ensure!(
+            image.as_deref() == Some("nats:2.10.27"),
+            "{}: image {image:?}",
+            p.name_any()
+        );
+    }
+
+    // What `render` prints for the object as stored is what exists.
+    let stored = cluster
+        .kubectl_run(&[
+            "get",
+            "natsclusters.v1beta1.nats.io",
+            "legacy",
+            "-n",
+            n,
+            "-o",
+            "json",
+        ])?
+        .assert_success()
+        .json()?;
+    let printed = nats_operator::manifest::render_stream(&serde_json::to_string(&stored)?)?;
+    let printed = nats_operator::yaml::documents(&printed)?;
+    let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
+    let services: Api<Service> = Api::namespaced(client.clone(), n);
+    let mut compared = 0;
+    for want in &printed {
+        let name = want["metadata"]["name"].as_str().unwrap_or_default();
+        match want["kind"].as_str() {
+            Some("Secret") => {
+                let have = secrets.get(name).await?;
+                let text = have
+                    .data
+                    .unwrap_or_default()
+                    .get("nats.conf")
+                    .map(|b| String::from_utf8_lossy(&b.0).into_owned())
+                    .unwrap_or_default();
+                ensure!(
+                    want["stringData"]["nats.conf"].as_str() == Some(text.as_str()),
+                    "config Secret differs from render:\n{text}\n---\n{}",
+                    want["stringData"]["nats.conf"]
+                );
+                compared += 1;
+            }
+            Some("Service") => {
+                let have = serde_json::to_value(services.get(name).await?)?;
+                for field in ["ports", "selector", "clusterIP", "publishNotReadyAddresses"] {
+                    if let Some(w) = want["spec"].get(field).filter(|w| !w.is_null()) {
+                        let h = &have["spec"][field];
+                        let same = match (w, h) {
+                            (serde_json::Value::Array(w), serde_json::Value::Array(h)) => {
+                                w.len() == h.len()
+                                    && w.iter().zip(h).all(|(w, h)| {
+                                        w.as_object().into_iter().flatten().all(|(k, v)| &h[k] == v)
+                                    })
+                            }
+                            _ => w == h,
+                        };
+                        ensure!(same, "Service {name} spec.{field}: {w} vs {h}");
+                    }
+                }
+                compared += 1;
+            }
+            _ => {}
+        }
+    }
+    ensure!(compared == 3, "compared {compared} objects");
+
+    // The README's re-store step: the object written back through the webhook (now
+    // with every default in it) rolls no member.
+    let before: Vec<(String, Option<String>)> =
+        listed.iter().map(|p| (p.name_any(), p.uid())).collect();
+    let mut again = stored.clone();
+    if let Some(m) = again.as_object_mut() {
+        m.remove("status");
+    }
+    if let Some(m) = again["metadata"].as_object_mut() {
+        m.remove("managedFields");
+    }
+    let out = cluster.kubectl_run_stdin(
+        &["replace", "-n", n, "-f", "-"],
+        Some(&serde_json::to_string(&again)?),
+    )?;
+    out.assert_success();
+    let defaulted = cluster
+        .kubectl_run(&[
+            "get",
+            "natsclusters.v1beta1.nats.io",
+            "legacy",
+            "-n",
+            n,
+            "-o",
+            "json",
+        ])?
+        .assert_success()
+        .json()?;
+    ensure!(
+        defaulted["spec"]["image"] == "nats",
+        "the webhook wrote its defaults: {}",
+        defaulted["spec"]
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let after: Vec<(String, Option<String>)> = pods
+        .list(&ListParams::default().labels("app=nats,nats_cluster=legacy"))
+        .await?
+        .items
+        .iter()
+        .map(|p| (p.name_any(), p.uid()))
+        .collect();
+    ensure!(before == after, "members rolled: {before:?} -> {after:?}");
+    drop(operator);
     Ok(())
 }
 

@@ -144,6 +144,18 @@ pub fn default_v1beta1(
     warnings
 }
 
+/// The cluster as the reconciler and `render` must see it: the stored object with the
+/// mutating webhook's defaults applied now. Objects stored without them (by the Go
+/// operator, while the webhook was down or set to `Ignore`, before a default existed)
+/// then mean exactly what a defaulted object means. Defaulting is an update against the
+/// object itself, so an empty `version` is the Go operator's old default, never a newer
+/// release behind the user's back.
+pub fn at_read_time(cluster: &b::NatsCluster) -> b::NatsCluster {
+    let mut out = cluster.clone();
+    default_v1beta1(&mut out.spec, Some(&cluster.spec));
+    out
+}
+
 /// Defaults a `v1alpha2` spec in place, in v1alpha2 fields; returns warnings.
 pub fn default_v1alpha2(spec: &mut a::ClusterSpec, old: Option<&a::ClusterSpec>) -> Vec<String> {
     let mut warnings = Vec::new();

@@ -702,6 +702,12 @@ pub struct NatsClusterStatus {
     /// storage class could not make), never below.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub volume_size: String,
+    /// Since when the stop of a member (a rollout or a scale-down) has waited for every
+    /// other member's JetStream to be current; absent when nothing waits. Kept here so
+    /// that a new leader continues the same wait and `catchUpTimeout` counts from the
+    /// first attempt.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub catch_up_since: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
 }
 
 /// Conditions as a list-map keyed by `type`, as Kubernetes API conventions ask.

@@ -186,6 +186,11 @@ pub const WEBSOCKET: Feature = Feature {
     name: "websocket",
     since: (2, 2, 0),
 };
+/// The `--name` command-line flag (`-n`): v2.2.0.
+pub const NAME_FLAG: Feature = Feature {
+    name: "the --name flag",
+    since: (2, 2, 0),
+};
 /// Refusing to start when `max_payload` exceeds `max_pending` (server.go
 /// `validateOptions`): releases before this accept such a config.
 pub const PAYLOAD_WITHIN_PENDING: Feature = Feature {

@@ -81,6 +81,32 @@ pub fn verdict(pod: &str, h: &MemberHealth) -> Result<(), String> {
     }
 }
 
+/// What is wrong with every live member but `target`, asked all at once: the wait is
+/// one health timeout, not one per member, and the answer names every member that is
+/// behind (a frozen meta leader makes the others report "not current" too).
+pub async fn behind(
+    pods: &[Arc<k8s_openapi::api::core::v1::Pod>],
+    target: &str,
+    https: bool,
+) -> Vec<String> {
+    use kube::ResourceExt;
+    let checks = pods
+        .iter()
+        .filter(|p| p.name_any() != target && p.metadata.deletion_timestamp.is_none())
+        .map(|p| async move {
+            let name = p.name_any();
+            match p.status.as_ref().and_then(|s| s.pod_ip.clone()) {
+                None => Err(format!("{name} has no pod IP yet")),
+                Some(ip) => verdict(&name, &check(&ip, https).await),
+            }
+        });
+    futures::future::join_all(checks)
+        .await
+        .into_iter()
+        .filter_map(Result::err)
+        .collect()
+}
+
 /// Asks member at `ip` for `/healthz` and `/jsz` (HTTPS when `https`).
 pub async fn check(ip: &str, https: bool) -> MemberHealth {
     MemberHealth {

@@ -7,10 +7,14 @@
 //! caches run on every replica; the controller runs on the leader and subscribes to
 //! their changes.
 
+pub mod apply;
 pub mod cache;
+pub mod context;
+pub mod decide;
 pub mod health;
 pub mod leader;
 pub mod metrics;
+pub mod observe;
 pub mod plan;
 pub mod reconcile;
 pub mod service_roles;
@@ -114,7 +118,7 @@ pub async fn run_with(
             instance: Some(identity),
         },
     );
-    let ctx = Arc::new(reconcile::Context {
+    let ctx = Arc::new(context::Context {
         client: client.clone(),
         pods: caches.pods.store().clone(),
         services: caches.services.store().clone(),
@@ -125,7 +129,8 @@ pub async fn run_with(
         paths: Paths::default(),
         metrics,
         scope: caches.scope().clone(),
-        catch_up: Default::default(),
+        failures: Default::default(),
+        recent: Default::default(),
     });
     let sweeper = tokio::spawn(sweep_orphaned_tokens(
         client.clone(),
@@ -136,9 +141,9 @@ pub async fn run_with(
     let scope = caches.scope().clone();
     let mut stop = shutdown.clone();
     Controller::for_shared_stream(caches.clusters.snapshot_and_changes(), clusters.clone())
-        .owns_shared_stream(caches.pods.changes())
-        .owns_shared_stream(caches.services.changes())
-        .owns_shared_stream(caches.pdbs.changes())
+        .watches_shared_stream(caches.pods.changes(), owners)
+        .watches_shared_stream(caches.services.changes(), owners)
+        .watches_shared_stream(caches.pdbs.changes(), owners)
         .watches_shared_stream(caches.roles.changes(), |role: Arc<NatsServiceRole>| {
             let ns = role.namespace();
             role.labels()
@@ -246,12 +251,24 @@ async fn sweep_orphaned_tokens(
 
 /// Whether a cluster reads the Secret `name` for its authorization.
 pub fn references_secret(cluster: &NatsCluster, name: &str) -> bool {
-    let Some(auth) = &cluster.spec.auth else {
-        return false;
-    };
-    auth.clients.as_ref().is_some_and(|c| c.secret == name)
-        || auth.routes.as_ref().is_some_and(|r| r.secret == name)
-        || auth.gateway.as_ref().is_some_and(|g| g.secret == name)
+    crate::render::inputs::referenced_secrets(&cluster.spec)
+        .iter()
+        .any(|r| r.name == name)
+}
+
+/// The NatsClusters that own `child`, matched by group and kind: the Go operator's
+/// children carry a `nats.io/v1alpha2` owner reference, ours a `nats.io/v1beta1` one,
+/// and both must wake their cluster at once.
+pub fn owners<K: kube::Resource>(child: Arc<K>) -> Vec<ObjectRef<NatsCluster>> {
+    let ns = child.meta().namespace.clone().unwrap_or_default();
+    child
+        .meta()
+        .owner_references
+        .iter()
+        .flatten()
+        .filter(|o| o.kind == "NatsCluster" && o.api_version.split('/').next() == Some("nats.io"))
+        .map(|o| ObjectRef::new(&o.name).within(&ns))
+        .collect()
 }
 
 #[cfg(test)]
@@ -322,6 +339,32 @@ mod tests {
         refs.iter()
             .map(|r| format!("{}/{}", r.namespace.clone().unwrap_or_default(), r.name))
             .collect()
+    }
+
+    #[test]
+    fn children_of_either_served_version_wake_their_cluster() {
+        for version in ["nats.io/v1alpha2", "nats.io/v1beta1"] {
+            let mut s = secret("a", "x", &[], Some("one"));
+            if let Some(o) = s
+                .metadata
+                .owner_references
+                .as_mut()
+                .and_then(|o| o.first_mut())
+            {
+                o.api_version = version.into();
+            }
+            assert_eq!(names(owners(Arc::new(s))), ["a/one"], "{version}");
+        }
+        let mut other = secret("a", "x", &[], Some("one"));
+        if let Some(o) = other
+            .metadata
+            .owner_references
+            .as_mut()
+            .and_then(|o| o.first_mut())
+        {
+            o.api_version = "example.com/v1".into();
+        }
+        assert!(owners(Arc::new(other)).is_empty());
     }
 
     #[test]

@@ -1,5 +1,5 @@
 //! What to do next with a cluster's member pods, decided from observed state alone.
-//! Pure: the reconciler gathers [`Observed`], calls [`plan`] and carries out the
+//! Pure: the reconciler gathers [`Members`], calls [`plan`] and carries out the
 //! actions; nothing here waits, so a worker is never blocked (slow steps are requeues).
 //!
 //! Rules, in order:
@@ -31,9 +31,9 @@ pub struct MemberPod {
     pub up_to_date: bool,
 }
 
-/// Everything [`plan`] looks at.
+/// Everything [`plan`] looks at: the size and the member pods.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Observed {
+pub struct Members {
     /// `spec.size`.
     pub size: u32,
     /// `spec.paused`.
@@ -97,7 +97,7 @@ fn progressing(actions: Vec<Action>, message: impl Into<String>) -> Plan {
 }
 
 /// Decides the next step for a cluster.
-pub fn plan(o: &Observed) -> Plan {
+pub fn plan(o: &Members) -> Plan {
     if o.paused {
         return Plan {
             actions: Vec::new(),
@@ -195,8 +195,8 @@ mod tests {
         }
     }
 
-    fn observed(size: u32, pods: Vec<MemberPod>) -> Observed {
-        Observed {
+    fn observed(size: u32, pods: Vec<MemberPod>) -> Members {
+        Members {
             size,
             paused: false,
             pods,

@@ -43,7 +43,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::Scope;
-use super::reconcile::{Context, Error, event, kube_err};
+use super::context::{Context, Error, event, kube_err};
 use crate::api::v1alpha2::NatsServiceRole;
 use crate::api::v1beta1::NatsCluster;
 use crate::render::{ClusterMeta, ServiceRoleUser, labels};
@@ -118,7 +118,7 @@ pub fn bound_token_cluster(secret: &Secret) -> Option<(String, String)> {
 }
 
 /// The bound-token Secret for `role`'s user `account` in cluster `meta`, without its
-/// token: what [`ensure_token`] creates, and the metadata it keeps right.
+/// token: what [`issue_token`] creates, and the metadata it keeps right.
 pub fn token_secret(
     meta: &ClusterMeta,
     role: &NatsServiceRole,
@@ -341,88 +341,198 @@ async fn accounts(
     Ok(out)
 }
 
-/// Makes sure the bound-token Secret of `desired` exists with a token; returns the
-/// token, or `None` when the name is taken by someone else's Secret.
-async fn ensure_token(
-    ctx: &Context,
-    cluster: &NatsCluster,
-    meta: &ClusterMeta,
-    desired: &Secret,
-    account: &ServiceAccount,
-    role_uid: Option<&str>,
-) -> Result<Option<String>, Error> {
-    let ns = desired.namespace().unwrap_or_default();
-    let name = desired.name_any();
-    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
-    let cached = ctx
-        .secrets
-        .get(&kube::runtime::reflector::ObjectRef::new(&name).within(&ns));
-    // Not cached yet (just created, or outside the cache): ask the API.
-    let mut existing = match cached {
-        Some(s) => Some(s.as_ref().clone()),
-        None => secrets
-            .get_opt(&name)
-            .await
-            .map_err(kube_err(format!("get Secret {ns}/{name}")))?,
-    };
-    let mut looked_again = false;
-    // The Secret to bind a new token to.
-    let secret = loop {
-        match token_state(desired, existing.as_ref(), role_uid) {
-            TokenState::Current(token) => return Ok(Some(token)),
-            TokenState::Conflict(why) => {
-                event(
-                    ctx,
-                    cluster,
-                    EventType::Warning,
-                    "TokenSecretConflict",
-                    "IssueToken",
-                    format!(
-                        "no user for ServiceAccount {ns}/{}: Secret {ns}/{name} {why}",
-                        account.name_any()
-                    ),
-                )
-                .await;
-                return Ok(None);
+/// A ServiceAccount a role makes a user of, and its bound-token Secret: as it should
+/// be and as it is.
+#[derive(Debug, Clone)]
+pub struct Binding {
+    /// The NatsServiceRole.
+    pub role: Arc<NatsServiceRole>,
+    /// The ServiceAccount of the role's name.
+    pub account: ServiceAccount,
+    /// The bound-token Secret as it should be (without its token).
+    pub desired: Secret,
+    /// The Secret of that name as it exists.
+    pub existing: Option<Secret>,
+}
+
+/// Reads (and only reads) the bindings of `meta`'s service roles: the roles from the
+/// cache, their ServiceAccounts and the existing bound-token Secrets (from the cache;
+/// from the API when the cache has not seen one yet).
+pub async fn observe_bindings(ctx: &Context, meta: &ClusterMeta) -> Result<Vec<Binding>, Error> {
+    let mut roles: Vec<Arc<NatsServiceRole>> = ctx
+        .roles
+        .state()
+        .into_iter()
+        .filter(|r| r.namespace().as_deref() == Some(meta.namespace.as_str()))
+        .filter(|r| r.labels().get(labels::CLUSTER_LABEL) == Some(&meta.name))
+        .filter(|r| r.metadata.deletion_timestamp.is_none())
+        .collect();
+    roles.sort_by_key(|r| r.name_any());
+    let mut out = Vec::new();
+    for role in roles {
+        for account in accounts(ctx, &meta.namespace, &role.name_any()).await? {
+            let account_ns = account.namespace().unwrap_or_default();
+            if !allows_namespace(&role, &account_ns) {
+                continue;
             }
-            TokenState::Missing => match secrets.create(&PostParams::default(), desired).await {
-                Ok(created) => break created,
-                // Created since the cache saw it: look at the real one once.
-                Err(kube::Error::Api(e)) if e.code == 409 && !looked_again => {
-                    looked_again = true;
-                    existing = secrets
-                        .get_opt(&name)
-                        .await
-                        .map_err(kube_err(format!("get Secret {ns}/{name}")))?;
-                }
-                Err(e) => return Err(kube_err(format!("create Secret {ns}/{name}"))(e)),
-            },
-            TokenState::Outdated { remint } => {
-                let patch = json!({
-                    "metadata": {
-                        "labels": desired.metadata.labels,
-                        "annotations": desired.metadata.annotations,
-                        "ownerReferences": desired.metadata.owner_references,
-                    },
-                    "data": desired.data,
-                });
-                let patched = secrets
-                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            let desired = token_secret(meta, &role, &account);
+            let name = desired.name_any();
+            let existing = match ctx
+                .secrets
+                .get(&kube::runtime::reflector::ObjectRef::new(&name).within(&account_ns))
+            {
+                Some(s) => Some(s.as_ref().clone()),
+                None => Api::<Secret>::namespaced(ctx.client.clone(), &account_ns)
+                    .get_opt(&name)
                     .await
-                    .map_err(kube_err(format!("update Secret {ns}/{name}")))?;
+                    .map_err(kube_err(format!("get Secret {account_ns}/{name}")))?,
+            };
+            out.push(Binding {
+                role: role.clone(),
+                account,
+                desired,
+                existing,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A change to a bound-token Secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TokenStep {
+    /// Bring binding `binding`'s Secret in line (create it, or fix its metadata) and,
+    /// when `mint`, request a new token into it.
+    Issue {
+        /// Index into the bindings.
+        binding: usize,
+        /// The Secret does not exist yet.
+        create: bool,
+        /// A new token is needed.
+        mint: bool,
+    },
+    /// The Secret's name is taken by someone else's Secret: no user, and a Warning.
+    Conflict {
+        /// What to tell the user.
+        message: String,
+    },
+}
+
+/// What the bindings give: the users of `nats.conf`, the token Secrets in use and the
+/// steps to take.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Tokens {
+    /// Users whose token exists.
+    pub users: Vec<ServiceRoleUser>,
+    /// `(namespace, name)` of every bound-token Secret still needed.
+    pub keep: BTreeSet<(String, String)>,
+    /// Changes to make.
+    pub steps: Vec<TokenStep>,
+}
+
+impl Tokens {
+    /// Whether a user is still waiting for its token (the config waits with it, so a
+    /// user is never dropped from a running cluster while its token is re-issued).
+    pub fn waiting(&self) -> bool {
+        self.steps
+            .iter()
+            .any(|s| matches!(s, TokenStep::Issue { mint: true, .. }))
+    }
+}
+
+/// Decides what the bindings of cluster `meta` need (pure).
+pub fn decide_tokens(meta: &ClusterMeta, bindings: &[Binding]) -> Tokens {
+    let mut out = Tokens::default();
+    for (i, b) in bindings.iter().enumerate() {
+        let account_ns = b.account.namespace().unwrap_or_default();
+        let name = b.desired.name_any();
+        let user = |token: String| ServiceRoleUser {
+            username: username(&meta.namespace, &account_ns, &b.role.name_any()),
+            token,
+            permissions: b.role.spec.permissions.clone(),
+        };
+        match token_state(&b.desired, b.existing.as_ref(), b.role.uid().as_deref()) {
+            TokenState::Current(token) => {
+                out.keep.insert((account_ns.clone(), name));
+                out.users.push(user(token));
+            }
+            TokenState::Conflict(why) => out.steps.push(TokenStep::Conflict {
+                message: format!(
+                    "no user for ServiceAccount {account_ns}/{}: Secret {account_ns}/{name} {why}",
+                    b.account.name_any()
+                ),
+            }),
+            TokenState::Missing => {
+                out.keep.insert((account_ns.clone(), name));
+                out.steps.push(TokenStep::Issue {
+                    binding: i,
+                    create: true,
+                    mint: true,
+                });
+            }
+            TokenState::Outdated { remint } => {
+                out.keep.insert((account_ns.clone(), name));
                 if !remint {
-                    let token = patched
-                        .data
+                    // Its token still works: the user stays while the metadata is fixed.
+                    let token = b
+                        .existing
                         .as_ref()
+                        .and_then(|s| s.data.as_ref())
                         .and_then(|d| d.get(TOKEN_KEY))
                         .map(|t| String::from_utf8_lossy(&t.0).to_string())
                         .unwrap_or_default();
-                    return Ok(Some(token));
+                    out.users.push(user(token));
                 }
-                break patched;
+                out.steps.push(TokenStep::Issue {
+                    binding: i,
+                    create: false,
+                    mint: remint,
+                });
             }
         }
+    }
+    out
+}
+
+/// Carries out one [`TokenStep::Issue`]: creates or fixes the Secret, then mints a
+/// token bound to it when asked. A Secret created meanwhile by someone else is left
+/// for the next pass to look at.
+pub async fn issue_token(
+    ctx: &Context,
+    cluster: &NatsCluster,
+    meta: &ClusterMeta,
+    binding: &Binding,
+    create: bool,
+    mint: bool,
+) -> Result<(), Error> {
+    let desired = &binding.desired;
+    let account = &binding.account;
+    let ns = desired.namespace().unwrap_or_default();
+    let name = desired.name_any();
+    let secrets: Api<Secret> = Api::namespaced(ctx.client.clone(), &ns);
+    let secret = if create {
+        match secrets.create(&PostParams::default(), desired).await {
+            Ok(created) => created,
+            Err(kube::Error::Api(e)) if e.code == 409 => return Ok(()),
+            Err(e) => return Err(kube_err(format!("create Secret {ns}/{name}"))(e)),
+        }
+    } else {
+        let patch = json!({
+            "metadata": {
+                "labels": desired.metadata.labels,
+                "annotations": desired.metadata.annotations,
+                "ownerReferences": desired.metadata.owner_references,
+            },
+            "data": desired.data,
+        });
+        secrets
+            .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(kube_err(format!("update Secret {ns}/{name}")))?
     };
+    if !mint {
+        return Ok(());
+    }
     let request = TokenRequest {
         spec: Some(TokenRequestSpec {
             audiences: Some(vec![audience(&meta.namespace, &meta.name)]),
@@ -446,12 +556,12 @@ async fn ensure_token(
         )))?;
     let token = issued.status.and_then(|s| s.token).unwrap_or_default();
     if token.is_empty() {
-        return Err(Error::Input(format!(
+        return Err(Error::Unexpected(format!(
             "the TokenRequest for ServiceAccount {ns}/{} returned no token",
             account.name_any()
         )));
     }
-    let patch = json!({"data": {TOKEN_KEY: ByteString(token.clone().into_bytes())}});
+    let patch = json!({"data": {TOKEN_KEY: ByteString(token.into_bytes())}});
     secrets
         .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
@@ -468,68 +578,18 @@ async fn ensure_token(
         ),
     )
     .await;
-    Ok(Some(token))
+    Ok(())
 }
 
-/// The users of the service roles of `cluster`, minting tokens where needed, and the
-/// bound-token Secrets they use (`(namespace, name)`).
-pub async fn service_role_users(
-    ctx: &Context,
-    cluster: &NatsCluster,
-    meta: &ClusterMeta,
-) -> Result<(Vec<ServiceRoleUser>, BTreeSet<(String, String)>), Error> {
-    let mut roles: Vec<Arc<NatsServiceRole>> = ctx
-        .roles
-        .state()
-        .into_iter()
-        .filter(|r| r.namespace().as_deref() == Some(meta.namespace.as_str()))
-        .filter(|r| r.labels().get(labels::CLUSTER_LABEL) == Some(&meta.name))
-        .filter(|r| r.metadata.deletion_timestamp.is_none())
-        .collect();
-    roles.sort_by_key(|r| r.name_any());
-    let mut users = Vec::new();
-    let mut used = BTreeSet::new();
-    for role in roles {
-        let role_name = role.name_any();
-        for account in accounts(ctx, &meta.namespace, &role_name).await? {
-            let account_ns = account.namespace().unwrap_or_default();
-            if !allows_namespace(&role, &account_ns) {
-                continue;
-            }
-            let desired = token_secret(meta, &role, &account);
-            if let Some(token) = ensure_token(
-                ctx,
-                cluster,
-                meta,
-                &desired,
-                &account,
-                role.uid().as_deref(),
-            )
-            .await?
-            {
-                used.insert((account_ns.clone(), desired.name_any()));
-                users.push(ServiceRoleUser {
-                    username: username(&meta.namespace, &account_ns, &role_name),
-                    token,
-                    permissions: role.spec.permissions.clone(),
-                });
-            }
-        }
-    }
-    Ok((users, used))
-}
-
-/// Deletes the bound-token Secrets of `cluster` that no user needs any more (its role,
+/// Deletes the bound-token Secrets `stale` (no user needs them any more: their role,
 /// ServiceAccount or service-account auth is gone); returns how many went.
-pub async fn remove_stale_tokens(
+pub async fn revoke_tokens(
     ctx: &Context,
     cluster: &NatsCluster,
-    meta: &ClusterMeta,
-    keep: &BTreeSet<(String, String)>,
+    stale: &[Secret],
 ) -> Result<usize, Error> {
-    let all = ctx.secrets.state();
     let mut removed = 0;
-    for secret in stale_tokens(&all, &meta.namespace, &meta.name, keep) {
+    for secret in stale {
         let ns = secret.namespace().unwrap_or_default();
         let name = secret.name_any();
         if delete_token(&ctx.client, secret)

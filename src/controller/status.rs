@@ -28,6 +28,8 @@ pub struct StatusInput<'a> {
     /// The largest storage request among the members' volumes, when this reconcile
     /// looked at them (`None` keeps the previous figure).
     pub volume_size: Option<String>,
+    /// Since when a voluntary stop has waited for JetStream (`None`: nothing waits).
+    pub catch_up_since: Option<Timestamp>,
 }
 
 fn condition(
@@ -162,6 +164,7 @@ pub fn next_status(
             .volume_size
             .clone()
             .unwrap_or_else(|| prev.volume_size.clone()),
+        catch_up_since: input.catch_up_since.map(Time),
     }
 }
 
@@ -193,6 +196,7 @@ mod tests {
             degraded: None,
             selector: "app=nats,nats_cluster=c".into(),
             volume_size: Some("10Gi".into()),
+            catch_up_since: None,
         };
         let t1 = Timestamp::from_second(1000).unwrap_or(Timestamp::UNIX_EPOCH);
         let t2 = Timestamp::from_second(2000).unwrap_or(Timestamp::UNIX_EPOCH);
@@ -229,6 +233,7 @@ mod tests {
             degraded: None,
             selector: String::new(),
             volume_size: None,
+            catch_up_since: None,
         };
         let s = next_status(&prev, &input, Timestamp::UNIX_EPOCH);
         assert_eq!(s.current_version, "2.9.0");

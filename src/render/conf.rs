@@ -1,21 +1,22 @@
-//! The NATS configuration syntax: a small value tree and an injection-proof writer.
+//! The NATS configuration: a small value tree and an injection-proof writer of it as
+//! indented JSON, the form the Go operator wrote and tools read.
 //!
 //! What the nats-server config lexer (`conf/lex.go`) does, and what the writer does about
 //! it (checked against every release in `e2e/nats/versions` in `tests/nats_server_conf.rs`):
 //!
 //! - Double-quoted *values* understand exactly six escapes: `\"`, `\\`, `\n`, `\r`, `\t`
-//!   and `\xHH` (one byte). `\uXXXX` is a parse error. Every string value is written
-//!   double-quoted with `"` and `\` escaped, `\n`/`\r`/`\t` as such, every other control
-//!   character as `\xHH`, and everything else (UTF-8 included) as is.
+//!   and `\xHH` (one byte); JSON's `\uXXXX` is a parse error. Every string value is
+//!   written double-quoted with `"` and `\` escaped and `\n`/`\r`/`\t` as such (all of it
+//!   JSON too); another control character, which has no escape both read, as `\xHH`.
 //! - `$NAME` is a variable reference only in an *unquoted* value; inside double quotes
 //!   `$` is literal. Only [`Conf::Var`] writes an unquoted `$NAME`, and only the renderer
-//!   creates it (`$SERVER_NAME`, `$POD_NAME`).
-//! - `include` is a keyword only as an *unquoted* key. User keys are always written
-//!   double-quoted, so a user key `include` is an ordinary (unknown, hence rejected by the
-//!   server) key, never a directive. Only [`Conf::Include`] writes the keyword.
+//!   creates it (`$SERVER_NAME`, `$POD_NAME`, for releases without `--name`).
+//! - `include` is a keyword only as an *unquoted* key. Every key is written double-quoted,
+//!   so a user key `include` is an ordinary (unknown, hence rejected by the server) key,
+//!   never a directive. Only [`Conf::Include`] writes the keyword.
 //! - Double-quoted *keys* and include paths have no escapes at all: they end at the next
-//!   `"`. Keys and include paths with `"` or control characters are therefore refused
-//!   ([`ConfError`]) instead of being written.
+//!   `"`. Keys with `"`, `\` or control characters, and such include paths, are therefore
+//!   refused ([`ConfError`]) instead of being written.
 //! - Numbers: the lexer has no exponent syntax, so floats are written in plain decimal
 //!   with a `.`; integers are written as such.
 
@@ -26,7 +27,7 @@ use std::fmt::Write as _;
 pub enum ConfError {
     /// A map key with `"`, a control character, or empty.
     #[error(
-        "key {0:?} at {1} cannot be written into nats.conf: keys may not be empty or contain '\"' or control characters"
+        "key {0:?} at {1} cannot be written into nats.conf: keys may not be empty or contain '\"', '\\' or control characters"
     )]
     UnsafeKey(String, String),
     /// An include path with `"`, a control character, or empty.
@@ -211,42 +212,8 @@ pub fn merge_json(target: &mut ConfMap, patch: &serde_json::Map<String, serde_js
     }
 }
 
-/// Escapes `s` as the inside of a double-quoted nats.conf string value.
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                let _ = write!(out, "\\x{:02x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-/// `s` as a double-quoted nats.conf string value.
-pub fn quote(s: &str) -> String {
-    format!("\"{}\"", escape(s))
-}
-
 fn unsafe_verbatim(s: &str) -> bool {
     s.is_empty() || s.chars().any(|c| c == '"' || c.is_control())
-}
-
-/// Keys the writer leaves unquoted: the renderer's own, lower-case option names.
-fn is_bare_key(k: &str) -> bool {
-    let b = k.as_bytes();
-    !b.is_empty()
-        && k != "include"
-        && (b[0].is_ascii_lowercase() || b[0] == b'_')
-        && b.iter()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'_')
 }
 
 fn is_var_name(v: &str) -> bool {
@@ -272,24 +239,45 @@ fn indent(out: &mut String, level: usize) {
     }
 }
 
-fn write_value(out: &mut String, v: &Conf, level: usize, path: &str) -> Result<(), ConfError> {
+/// A string as a JSON string that nats-server reads as the same string: `"` and `\\`
+/// escaped, `\n`/`\r`/`\t` as such. Other control characters have no escape both read
+/// (JSON's `\u00XX` is a parse error for the server, a raw one is one for JSON): they are
+/// written with the server's `\xHH`, so such a rare string keeps its meaning for the
+/// server and only a JSON parser balks.
+pub fn json_quote(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\x{:02x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+fn write_json_value(out: &mut String, v: &Conf, level: usize, path: &str) -> Result<(), ConfError> {
     match v {
         Conf::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
         Conf::Int(i) => {
             let _ = write!(out, "{i}");
         }
         Conf::Float(f) => write_float(out, *f),
-        Conf::Str(s) => out.push_str(&quote(s)),
-        Conf::Var(name) => {
-            if !is_var_name(name) {
-                // Never reached with the renderer's own names; written as a string
-                // rather than as an unquoted token.
-                out.push_str(&quote(&format!("${name}")));
-            } else {
-                out.push('$');
-                out.push_str(name);
-            }
+        Conf::Str(s) => out.push_str(&json_quote(s)),
+        Conf::Var(name) if is_var_name(name) => {
+            out.push('$');
+            out.push_str(name);
         }
+        Conf::Var(name) => out.push_str(&json_quote(&format!("${name}"))),
+        Conf::Include(p) => out.push_str(&json_quote(p)),
         Conf::List(items) => {
             if items.is_empty() {
                 out.push_str("[]");
@@ -298,70 +286,76 @@ fn write_value(out: &mut String, v: &Conf, level: usize, path: &str) -> Result<(
             out.push_str("[\n");
             for (i, item) in items.iter().enumerate() {
                 indent(out, level + 1);
-                write_value(out, item, level + 1, &format!("{path}[{i}]"))?;
+                write_json_value(out, item, level + 1, &format!("{path}[{i}]"))?;
+                if i + 1 < items.len() {
+                    out.push(',');
+                }
                 out.push('\n');
             }
             indent(out, level);
             out.push(']');
         }
-        Conf::Map(m) => {
-            if m.is_empty() {
-                out.push_str("{}");
-                return Ok(());
-            }
-            out.push_str("{\n");
-            write_entries(out, m, level + 1, path)?;
-            indent(out, level);
-            out.push('}');
-        }
-        Conf::Include(p) => {
-            // An include outside a map: written as a plain string value.
-            out.push_str(&quote(p));
-        }
+        Conf::Map(m) => write_json_map(out, m, level, path)?,
     }
     Ok(())
 }
 
-fn write_entries(out: &mut String, m: &ConfMap, level: usize, path: &str) -> Result<(), ConfError> {
-    for (k, v) in m.entries() {
-        indent(out, level);
+fn write_json_map(
+    out: &mut String,
+    m: &ConfMap,
+    level: usize,
+    path: &str,
+) -> Result<(), ConfError> {
+    if m.is_empty() {
+        out.push_str("{}");
+        return Ok(());
+    }
+    out.push_str("{\n");
+    let n = m.entries().len();
+    for (i, (k, v)) in m.entries().iter().enumerate() {
+        indent(out, level + 1);
         if let Conf::Include(p) = v {
             if unsafe_verbatim(p) {
                 return Err(ConfError::UnsafeInclude(p.clone()));
             }
-            let _ = writeln!(out, "include \"{p}\"");
-            continue;
-        }
-        let sub = if path.is_empty() {
-            k.clone()
+            let _ = write!(out, "include \"{p}\"");
         } else {
-            format!("{path}.{k}")
-        };
-        if is_bare_key(k) {
-            out.push_str(k);
-        } else if unsafe_verbatim(k) {
-            return Err(ConfError::UnsafeKey(k.clone(), sub));
-        } else {
+            let sub = if path.is_empty() {
+                k.clone()
+            } else {
+                format!("{path}.{k}")
+            };
+            // The server reads a quoted key up to the next `"`, without escapes: a key
+            // JSON would have to escape cannot be written at all.
+            if unsafe_verbatim(k) || k.contains('\\') {
+                return Err(ConfError::UnsafeKey(k.clone(), sub));
+            }
             out.push('"');
             out.push_str(k);
-            out.push('"');
+            out.push_str("\": ");
+            write_json_value(out, v, level + 1, &sub)?;
         }
-        out.push_str(": ");
-        write_value(out, v, level, &sub)?;
+        if i + 1 < n {
+            out.push(',');
+        }
         out.push('\n');
     }
+    indent(out, level);
+    out.push('}');
     Ok(())
 }
 
-/// Writes a top-level map as a nats.conf document.
-pub fn write_document(top: &ConfMap, header: &str) -> Result<String, ConfError> {
+/// Writes a top-level map as `nats.conf` in indented JSON, as the Go operator wrote it:
+/// tools that read the config Secret with a JSON parser keep working, and the server
+/// reads it as the same configuration. Only what JSON cannot say is written in the
+/// server's own syntax, as the Go operator did: an `include "<path>"` line (external
+/// advertise files, an authorization include), a `$NAME` variable reference (the server
+/// name on releases older than the `--name` flag), and the rare control character
+/// ([`json_quote`]). A file without those is strict JSON.
+pub fn write_json_document(top: &ConfMap) -> Result<String, ConfError> {
     let mut out = String::new();
-    for line in header.lines() {
-        out.push_str("# ");
-        out.push_str(&line.replace(|c: char| c.is_control(), " "));
-        out.push('\n');
-    }
-    write_entries(&mut out, top, 0, "")?;
+    write_json_map(&mut out, top, 0, "")?;
+    out.push('\n');
     Ok(out)
 }
 
@@ -372,29 +366,49 @@ mod tests {
 
     #[test]
     fn escapes_what_the_lexer_interprets() {
-        assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
-        assert_eq!(quote("l1\nl2\r\t"), r#""l1\nl2\r\t""#);
-        assert_eq!(quote("\u{1}\u{7f}"), r#""\x01\x7f""#);
-        assert_eq!(quote("$HOME é {}"), "\"$HOME é {}\"");
+        assert_eq!(json_quote(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(json_quote("l1\nl2\r\t"), r#""l1\nl2\r\t""#);
+        assert_eq!(json_quote("\u{1}\u{7f}"), "\"\\x01\u{7f}\"");
+        assert_eq!(json_quote("$HOME é {}"), "\"$HOME é {}\"");
     }
 
     #[test]
-    fn writes_blocks_lists_and_keywords() {
+    fn writes_json_that_json_parsers_and_the_server_read_alike() {
         let mut top = ConfMap::new();
         top.set("port", 4222);
-        top.set("server_name", Conf::Var("SERVER_NAME".into()));
         let mut c = ConfMap::new();
-        c.set("routes", Conf::List(vec!["nats://a:6222".into()]));
+        c.set(
+            "routes",
+            Conf::List(vec!["nats://a:6222".into(), "nats://b:6222".into()]),
+        );
         c.set("empty", Conf::List(vec![]));
+        c.set("m", ConfMap::new());
         top.set("cluster", c);
-        top.include("advertise/client_advertise.conf");
         top.set("timeout", Conf::Float(2.0));
-        top.set("Weird Key", "v");
-        let text = write_document(&top, "header").unwrap_or_default();
+        top.set("Weird Key", "q\"b\\s\n/é");
+        let text = write_json_document(&top).unwrap_or_default();
         assert_eq!(
             text,
-            "# header\nport: 4222\nserver_name: $SERVER_NAME\ncluster: {\n  routes: [\n    \"nats://a:6222\"\n  ]\n  empty: []\n}\ninclude \"advertise/client_advertise.conf\"\ntimeout: 2.0\n\"Weird Key\": \"v\"\n"
+            "{\n  \"port\": 4222,\n  \"cluster\": {\n    \"routes\": [\n      \"nats://a:6222\",\n      \"nats://b:6222\"\n    ],\n    \"empty\": [],\n    \"m\": {}\n  },\n  \"timeout\": 2.0,\n  \"Weird Key\": \"q\\\"b\\\\s\\n/é\"\n}\n"
         );
+        let parsed: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(parsed["Weird Key"], "q\"b\\s\n/é");
+        assert_eq!(parsed["cluster"]["routes"][1], "nats://b:6222");
+        // What JSON cannot say, the server's syntax says (as the Go operator wrote it).
+        let mut top = ConfMap::new();
+        top.set("server_name", Conf::Var("SERVER_NAME".into()));
+        top.include("advertise/client_advertise.conf");
+        top.set("p", "\u{1}");
+        assert_eq!(
+            write_json_document(&top).unwrap_or_default(),
+            "{\n  \"server_name\": $SERVER_NAME,\n  include \"advertise/client_advertise.conf\",\n  \"p\": \"\\x01\"\n}\n"
+        );
+        let mut top = ConfMap::new();
+        top.set("a\\b", 1);
+        assert!(matches!(
+            write_json_document(&top),
+            Err(ConfError::UnsafeKey(..))
+        ));
     }
 
     #[test]
@@ -402,20 +416,20 @@ mod tests {
         let mut top = ConfMap::new();
         top.set("a\"b", 1);
         assert!(matches!(
-            write_document(&top, ""),
+            write_json_document(&top),
             Err(ConfError::UnsafeKey(..))
         ));
         let mut top = ConfMap::new();
         top.include("x\"y");
         assert!(matches!(
-            write_document(&top, ""),
+            write_json_document(&top),
             Err(ConfError::UnsafeInclude(_))
         ));
         let mut top = ConfMap::new();
         top.set("include", "x");
         assert_eq!(
-            write_document(&top, "").unwrap_or_default(),
-            "\"include\": \"x\"\n"
+            write_json_document(&top).unwrap_or_default(),
+            "{\n  \"include\": \"x\"\n}\n"
         );
     }
 
@@ -433,10 +447,10 @@ mod tests {
             &mut top,
             patch.as_object().unwrap_or(&serde_json::Map::new()),
         );
-        let text = write_document(&top, "").unwrap_or_default();
+        let text = write_json_document(&top).unwrap_or_default();
         assert_eq!(
             text,
-            "cluster: {\n  port: 6222\n  pool_size: 3\n}\nmax_payload: 1.5\n"
+            "{\n  \"cluster\": {\n    \"port\": 6222,\n    \"pool_size\": 3\n  },\n  \"max_payload\": 1.5\n}\n"
         );
     }
 }

@@ -10,6 +10,8 @@
 
 pub mod conf;
 pub mod config;
+pub mod desired;
+pub mod inputs;
 pub mod labels;
 pub mod monitor;
 pub mod pdb;
@@ -23,6 +25,8 @@ use sha2::{Digest, Sha256};
 use crate::api::v1beta1::{self as b, NatsCluster};
 
 pub use config::{AuthInputs, RenderedConf, ServiceRoleUser, nats_conf};
+pub use desired::{Desired, Member, desired};
+pub use inputs::{InputProblem, auth_inputs};
 pub use monitor::pod_monitor;
 pub use pdb::disruption_budget;
 pub use pod::{member_pod, member_pvc};

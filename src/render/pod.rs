@@ -401,6 +401,12 @@ pub fn member_pod(
         "--connect_retries".into(),
         "10".into(),
     ];
+    if let Some(var) = super::config::server_name_env(spec)
+        && super::config::server_name_flag(spec)
+    {
+        command.push("--name".into());
+        command.push(format!("$({var})"));
+    }
     if spec.config.as_ref().is_some_and(|c| c.no_advertise) {
         command.push("--no_advertise".into());
     }

@@ -53,9 +53,46 @@ pub fn newest() -> Server {
 
 /// `nats-server -c <conf> -t` with `env`: (success, output).
 pub fn config_test(server: &Server, conf: &Path, env: &[(&str, &str)]) -> (bool, String) {
+    config_test_with(server, conf, env, &[])
+}
+
+/// The flags of a member pod's `nats` container other than the config and pid files,
+/// with `$(VAR)` expanded from `env` as the kubelet does: what the server gets besides
+/// `nats.conf` (the server name, the cluster advertise address, ...).
+pub fn pod_flags(pod: &k8s_openapi::api::core::v1::Pod, env: &[(&str, &str)]) -> Vec<String> {
+    let command = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.iter().find(|c| c.name == "nats"))
+        .and_then(|c| c.command.clone())
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    let mut args = command.into_iter().skip(1);
+    while let Some(a) = args.next() {
+        if a == "-c" || a == "-P" {
+            args.next();
+            continue;
+        }
+        let mut expanded = a;
+        for (k, v) in env {
+            expanded = expanded.replace(&format!("$({k})"), v);
+        }
+        out.push(expanded);
+    }
+    out
+}
+
+/// [`config_test`] with extra command-line flags (see [`pod_flags`]).
+pub fn config_test_with(
+    server: &Server,
+    conf: &Path,
+    env: &[(&str, &str)],
+    flags: &[String],
+) -> (bool, String) {
     let out = Command::new(&server.bin)
         .arg("-c")
         .arg(conf)
+        .args(flags)
         .arg("-t")
         .envs(env.iter().copied())
         .output()

@@ -1,0 +1,274 @@
+//! Apply: carries out a [`Decision`]'s steps in order and publishes its Events. No
+//! decision is made here; what the API answers that only a person can fix (a pod
+//! refused by admission, a volume that cannot grow) is reported back as `Degraded`.
+
+use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
+use serde_json::json;
+
+use super::context::{Context, Error, MANAGER, event, kube_err};
+use super::decide::{ChildKind, Decision, Step};
+use super::observe::Observed;
+use super::plan::DeleteReason;
+use super::service_roles;
+use super::storage::VolumeAction;
+use kube::runtime::events::EventType;
+
+/// What the writes did.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    /// Writes made.
+    pub writes: usize,
+    /// A refusal only the user can fix: `(reason, message)`.
+    pub degraded: Option<(String, String)>,
+    /// Claims grown, with their new request.
+    pub expanded: Vec<(String, String)>,
+}
+
+fn resource(kind: ChildKind) -> ApiResource {
+    match kind {
+        ChildKind::Service => ApiResource::erase::<Service>(&()),
+        ChildKind::Secret => ApiResource::erase::<Secret>(&()),
+        ChildKind::PodDisruptionBudget => ApiResource::erase::<PodDisruptionBudget>(&()),
+        ChildKind::PodMonitor => crate::render::monitor::pod_monitor_resource(),
+    }
+}
+
+fn not_found(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.code == 404)
+}
+
+/// Carries out `d` for `o`.
+pub async fn apply(ctx: &Context, o: &Observed, d: &Decision) -> Result<Outcome, Error> {
+    let cluster = o.stored.as_ref();
+    let mut out = Outcome::default();
+    for n in &d.notices {
+        event(ctx, cluster, n.type_(), &n.reason, n.action, n.note.clone()).await;
+    }
+    let Ok(meta) = &o.meta else { return Ok(out) };
+    let uid = meta.uid.clone().unwrap_or_default();
+    let remember = |f: &dyn Fn(&mut super::context::Recent)| {
+        f(&mut ctx.recent.lock().unwrap_or_else(|e| e.into_inner()));
+    };
+    let ns = meta.namespace.as_str();
+    let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
+    let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
+    let (mut grown, mut deleted) = (Vec::new(), Vec::new());
+    let mut members_refused = false;
+    for step in &d.steps {
+        match step {
+            Step::IssueToken {
+                binding,
+                create,
+                mint,
+            } => {
+                if let Some(b) = o.bindings.get(*binding) {
+                    service_roles::issue_token(ctx, cluster, meta, b, *create, *mint).await?;
+                    out.writes += 1;
+                }
+            }
+            Step::Apply {
+                kind,
+                name,
+                body,
+                notice,
+            } => {
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(ctx.client.clone(), ns, &resource(*kind));
+                let what = format!("apply {} {ns}/{name}", kind.name());
+                match api
+                    .patch(
+                        name,
+                        &PatchParams::apply(MANAGER).force(),
+                        &Patch::Apply(body),
+                    )
+                    .await
+                {
+                    Ok(_) => {
+                        out.writes += 1;
+                        let hash = body
+                            .pointer("/metadata/annotations")
+                            .and_then(|a| a.get(super::context::APPLIED_ANNOTATION))
+                            .and_then(serde_json::Value::as_str)
+                            .unwrap_or_default();
+                        remember(&|r| r.applied(&uid, &format!("{}/{name}", kind.name()), hash));
+                        if let Some(n) = notice {
+                            event(ctx, cluster, n.type_(), &n.reason, n.action, n.note.clone())
+                                .await;
+                        }
+                    }
+                    // The PodMonitor kind went away since it was observed.
+                    Err(e) if *kind == ChildKind::PodMonitor && not_found(&e) => {}
+                    Err(e) => return Err(kube_err(what)(e)),
+                }
+            }
+            Step::Delete { kind, name } => {
+                let api: Api<DynamicObject> =
+                    Api::namespaced_with(ctx.client.clone(), ns, &resource(*kind));
+                match api.delete(name, &DeleteParams::default()).await {
+                    Ok(_) => out.writes += 1,
+                    Err(e) if not_found(&e) => {}
+                    Err(e) => {
+                        return Err(kube_err(format!("delete {} {ns}/{name}", kind.name()))(e));
+                    }
+                }
+            }
+            Step::RevokeTokens(stale) => {
+                out.writes += service_roles::revoke_tokens(ctx, cluster, stale).await?;
+            }
+            Step::CreateClaim(claim) => {
+                let name = claim.metadata.name.clone().unwrap_or_default();
+                match claims.create(&PostParams::default(), claim).await {
+                    Ok(_) => out.writes += 1,
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    Err(e) => return Err(kube_err(format!("create PVC {ns}/{name}"))(e)),
+                }
+            }
+            Step::CreatePod(pod) => {
+                if members_refused {
+                    continue;
+                }
+                let name = pod.metadata.name.clone().unwrap_or_default();
+                match pods.create(&PostParams::default(), pod).await {
+                    Ok(_) => {
+                        out.writes += 1;
+                        remember(&|r| r.created(&uid, &name));
+                        event(
+                            ctx,
+                            cluster,
+                            EventType::Normal,
+                            "MemberCreated",
+                            "Create",
+                            format!("created member {name}"),
+                        )
+                        .await;
+                    }
+                    // Still terminating from a previous replacement: next pass.
+                    Err(kube::Error::Api(e)) if e.code == 409 => {}
+                    // Refused by admission (a missing ServiceAccount named in the
+                    // template, a policy): the user must act; say so in status.
+                    Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => {
+                        let msg = format!("member {name} refused: {}", e.message);
+                        event(
+                            ctx,
+                            cluster,
+                            EventType::Warning,
+                            "MemberRejected",
+                            "Create",
+                            msg.clone(),
+                        )
+                        .await;
+                        out.degraded = Some(("MemberRejected".into(), msg));
+                        members_refused = true;
+                    }
+                    Err(e) => return Err(kube_err(format!("create Pod {ns}/{name}"))(e)),
+                }
+            }
+            Step::DeletePod { pod, reason } => {
+                delete_pod(ctx, cluster, &pods, ns, pod, *reason).await?;
+                remember(&|r| r.deleted(&uid, pod));
+                out.writes += 1;
+            }
+            Step::Volume(VolumeAction::Expand { claim, from, to }) => {
+                let patch = json!({"spec": {"resources": {"requests": {"storage": to}}}});
+                match claims
+                    .patch(claim, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(_) => {
+                        out.writes += 1;
+                        out.expanded.push((claim.clone(), to.clone()));
+                        grown.push(format!("{claim} {from} -> {to}"));
+                    }
+                    Err(kube::Error::Api(e)) if e.code == 403 || e.code == 422 => {
+                        let msg = format!(
+                            "cannot grow {claim} from {from} to {to}: {} (spec.jetstream.fileStorage.size needs a storage class with allowVolumeExpansion, or set it back to status.volumeSize)",
+                            e.message
+                        );
+                        event(
+                            ctx,
+                            cluster,
+                            EventType::Warning,
+                            "VolumeNotExpanded",
+                            "Expand",
+                            msg.clone(),
+                        )
+                        .await;
+                        out.degraded = Some(("VolumeNotExpanded".into(), msg));
+                    }
+                    Err(e) => return Err(kube_err(format!("expand PVC {ns}/{claim}"))(e)),
+                }
+            }
+            Step::Volume(VolumeAction::Delete { claim }) => {
+                match claims.delete(claim, &DeleteParams::default()).await {
+                    Ok(_) => out.writes += 1,
+                    Err(e) if not_found(&e) => {}
+                    Err(e) => return Err(kube_err(format!("delete PVC {ns}/{claim}"))(e)),
+                }
+                deleted.push(claim.as_str());
+            }
+        }
+    }
+    // One Event per kind of volume change (the recorder folds Events of the same reason
+    // on the same object into a series, so per-claim Events would hide all but one).
+    if !grown.is_empty() {
+        let note = format!("storage requests grown: {}", grown.join(", "));
+        event(
+            ctx,
+            cluster,
+            EventType::Normal,
+            "VolumeExpanded",
+            "Expand",
+            note,
+        )
+        .await;
+    }
+    if !deleted.is_empty() {
+        let note = format!(
+            "deleted {} (their members are gone; reclaimPolicy is Delete)",
+            deleted.join(", ")
+        );
+        event(
+            ctx,
+            cluster,
+            EventType::Normal,
+            "VolumeDeleted",
+            "Delete",
+            note,
+        )
+        .await;
+    }
+    Ok(out)
+}
+
+async fn delete_pod(
+    ctx: &Context,
+    cluster: &crate::api::v1beta1::NatsCluster,
+    pods: &Api<Pod>,
+    ns: &str,
+    pod: &str,
+    reason: DeleteReason,
+) -> Result<(), Error> {
+    let why = match reason {
+        DeleteReason::Ended => "it stopped; it is replaced",
+        DeleteReason::ScaleDown => "scaling down (lame duck first)",
+        DeleteReason::Rollout => "its spec is out of date; it is replaced (lame duck first)",
+        DeleteReason::Stray => "it is not a member of this cluster",
+    };
+    match pods.delete(pod, &DeleteParams::default()).await {
+        Ok(_) => {}
+        Err(e) if not_found(&e) => {}
+        Err(e) => return Err(kube_err(format!("delete Pod {ns}/{pod}"))(e)),
+    }
+    event(
+        ctx,
+        cluster,
+        EventType::Normal,
+        "MemberDeleted",
+        "Delete",
+        format!("deleted {pod}: {why}"),
+    )
+    .await;
+    Ok(())
+}
