@@ -229,14 +229,13 @@ async fn assert_ready_children(env: &Env, name: &str, nc: &NatsCluster) -> Resul
         assert!(ports.contains(&(want.0.into(), want.1)), "{ports:?}");
     }
 
-    // The config Secret: cluster name and the three routes.
+    // The config Secret (JSON, as the Go operator wrote it): cluster name and the three
+    // routes.
     let conf = nats_conf(env, name).await?;
-    let cluster_block = conf
-        .split_once("cluster: {")
-        .map(|(_, rest)| rest)
-        .with_context(|| format!("no cluster block in:\n{conf}"))?;
-    assert!(
-        cluster_block.contains(&format!("name: \"{name}\"")),
+    let parsed: serde_json::Value =
+        serde_json::from_str(&conf).with_context(|| format!("nats.conf is not JSON:\n{conf}"))?;
+    assert_eq!(
+        parsed["cluster"]["name"], name,
         "cluster name missing:\n{conf}"
     );
     for m in members(name, 3) {
@@ -1385,7 +1384,8 @@ async fn service_roles_bind_tokens_in_the_accounts_namespaces_with_unique_userna
         assert!(!token.is_empty(), "no token in {n}/{}", secret.name_any());
         assert_eq!(&data(&secret, "username"), user, "username key of {n}");
         assert!(
-            conf.contains(&format!("user: \"{user}\"")) && conf.contains(&format!("\"{token}\"")),
+            conf.contains(&format!("\"user\": \"{user}\""))
+                && conf.contains(&format!("\"{token}\"")),
             "user {user} with its token missing from nats.conf:\n{conf}"
         );
         // Owners only in the Secret's own namespace: the role here, the account elsewhere.
@@ -1665,7 +1665,7 @@ async fn every_upstream_example_reconciles_to_its_rendered_children() -> Result<
                     if let Some(t) = v["stringData"]["nats.conf"].as_str() {
                         let kept: Vec<&str> = t
                             .lines()
-                            .filter(|l| !l.trim_start().starts_with("password:"))
+                            .filter(|l| !l.trim_start().starts_with("\"password\":"))
                             .collect();
                         v["stringData"]["nats.conf"] = json!(kept.join("\n"));
                     }
