@@ -620,15 +620,15 @@ async fn service_role_tokens_log_in_with_their_permissions() -> Result<()> {
                     .map(|b| String::from_utf8_lossy(&b.0).into_owned())
             })
             .context("nats.conf")?;
-        let user = text
-            .lines()
-            .collect::<Vec<_>>()
-            .windows(2)
-            .find_map(|w| {
-                w[1].contains(&token)
-                    .then(|| w[0].split('"').nth(1).map(str::to_string))
-                    .flatten()
-            })
+        let parsed: serde_json::Value = serde_json::from_str(&text)
+            .with_context(|| format!("nats.conf is not JSON:\n{text}"))?;
+        let user = parsed["authorization"]["users"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|u| u["password"] == token.as_str())
+            .and_then(|u| u["user"].as_str())
+            .map(str::to_string)
             .with_context(|| format!("no user with the token in nats.conf:\n{text}"))?;
         let ip = env.kubelet.pod_ip(env.ns(), "nsr-1").context("ip")?;
         let url = format!("nats://{ip}:4222");
