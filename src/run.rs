@@ -15,7 +15,7 @@ use nats_operator_certs::{
 use nats_operator_webhook::{Readiness, ServerOptions, router, serve_plain, serve_with};
 use tokio::sync::watch;
 
-use crate::install::WEBHOOK_CONFIGURATION_NAME;
+use crate::webhook_config::WEBHOOK_CONFIGURATION_NAME;
 
 /// Flags of `nats-operator run`.
 #[derive(clap::Args, Debug, Clone)]

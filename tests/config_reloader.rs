@@ -64,7 +64,7 @@ impl Reloader {
         }
         let child = cmd
             .args(extra)
-            .env("RUST_LOG", "info,nats_operator::reloader=trace")
+            .env("RUST_LOG", "info,nats_operator::config_reloader=trace")
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(File::create(&log).expect("reloader log"))

@@ -11,7 +11,7 @@ use std::collections::BTreeSet;
 use nats_operator::api::admission::{default_object, validate_object};
 use nats_operator::api::convert::convert_object;
 use nats_operator::api::{V1ALPHA2, V1BETA1};
-use nats_operator::manifest::render_stream;
+use nats_operator::yaml_stream::render_stream;
 use serde_json::Value;
 
 fn file_names(version: &str) -> BTreeSet<String> {

@@ -4,7 +4,7 @@
 #[test]
 fn checked_in_manifests_match_the_code() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("manifests");
-    for (name, content) in nats_operator::manifests::all_files().expect("render") {
+    for (name, content) in nats_operator::install_manifests::all_files().expect("render") {
         let on_disk = std::fs::read_to_string(root.join(name)).unwrap_or_default();
         assert!(
             on_disk == content,
@@ -15,7 +15,7 @@ fn checked_in_manifests_match_the_code() {
 
 #[test]
 fn rbac_has_no_wildcards() {
-    let text = nats_operator::manifests::prereqs().expect("render");
+    let text = nats_operator::install_manifests::prereqs().expect("render");
     assert!(
         !text.contains("'*'") && !text.contains("\"*\""),
         "no wildcard verbs or resources"
@@ -40,7 +40,7 @@ fn rbac_has_no_wildcards() {
 
 #[test]
 fn deployment_is_production_shaped() {
-    let d = serde_json::to_value(nats_operator::manifests::deployment()).expect("json");
+    let d = serde_json::to_value(nats_operator::install_manifests::deployment()).expect("json");
     assert_eq!(d["spec"]["replicas"], 2);
     let c = &d["spec"]["template"]["spec"]["containers"][0];
     assert_eq!(c["securityContext"]["runAsNonRoot"], true);

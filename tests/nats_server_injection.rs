@@ -11,7 +11,7 @@ mod nats_server_support;
 use std::time::{Duration, Instant};
 
 use nats_operator::api::v1beta1 as b;
-use nats_operator::render::config::percent_escape;
+use nats_operator::render::nats_conf::percent_escape;
 use nats_operator::render::{AuthInputs, ClusterMeta, Paths, nats_conf};
 use nats_server_support::{Running, Server, servers};
 use serde_json::json;

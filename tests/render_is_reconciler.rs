@@ -20,9 +20,9 @@ use nats_operator::api::v1beta1::NatsCluster;
 use nats_operator::controller::decide::{Step, decide};
 use nats_operator::controller::observe::{Observed, PodMonitorSeen};
 use nats_operator::controller::service_roles::{Binding, TOKEN_KEY, token_secret};
-use nats_operator::manifest::{OFFLINE_TOKEN, render_stream, secret_data};
 use nats_operator::render::desired::typed;
 use nats_operator::render::{ClusterMeta, Paths};
+use nats_operator::yaml_stream::{OFFLINE_TOKEN, render_stream, secret_data};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 

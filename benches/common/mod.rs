@@ -17,3 +17,7 @@ pub fn production_cluster() -> Value {
         .find(|d| d["kind"] == "NatsCluster")
         .expect("a NatsCluster")
 }
+
+/// The allocator the binary runs with (see `src/main.rs`), so the figures are its.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

@@ -21,7 +21,7 @@ use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, Po
 use kube::runtime::wait::{await_condition, conditions};
 use kube::{Api, Client};
 use nats_operator::api::crd::{ConversionEndpoint, nats_cluster, nats_service_role};
-use nats_operator::install::{
+use nats_operator::webhook_config::{
     WEBHOOK_CONFIGURATION_NAME, mutating_webhook_configuration, validating_webhook_configuration,
 };
 use serde_json::json;

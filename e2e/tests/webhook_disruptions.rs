@@ -12,7 +12,7 @@ use anyhow::{Context, Result, ensure};
 use k8s_openapi::api::core::v1::{Pod, Secret, Service};
 use kube::api::ListParams;
 use kube::{Api, ResourceExt};
-use nats_operator::install::{MUTATING_WEBHOOK_NAME, VALIDATING_WEBHOOK_NAME};
+use nats_operator::webhook_config::{MUTATING_WEBHOOK_NAME, VALIDATING_WEBHOOK_NAME};
 use nats_operator_e2e::natscluster::{wait_for_default_service_account, wait_ready};
 use nats_operator_e2e::scenario::{exclusive, scenario, wait_for_other_scenarios};
 use nats_operator_e2e::{
@@ -346,7 +346,7 @@ async fn a_cluster_stored_without_defaults_reconciles_like_a_defaulted_one() -> 
         ])?
         .assert_success()
         .json()?;
-    let printed = nats_operator::manifest::render_stream(&serde_json::to_string(&stored)?)?;
+    let printed = nats_operator::yaml_stream::render_stream(&serde_json::to_string(&stored)?)?;
     let printed = nats_operator::yaml::documents(&printed)?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
     let services: Api<Service> = Api::namespaced(client.clone(), n);

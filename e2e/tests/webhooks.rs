@@ -308,7 +308,7 @@ fn label_value(s: &str) -> bool {
 /// `kubectl apply --dry-run=server`, comparing what the apiserver would store.
 #[tokio::test]
 async fn yaml_we_print_reads_back_through_kubectl_as_written() -> Result<()> {
-    use nats_operator::manifest::{convert_stream, render_stream};
+    use nats_operator::yaml_stream::{convert_stream, render_stream};
     let _s = scenario();
     let Some(cluster) = setup().await? else {
         return Ok(());

@@ -646,7 +646,7 @@ impl Mqtt {
         if self.port > 0 {
             self.port
         } else {
-            super::validate::MQTT_PORT
+            super::consts::MQTT_PORT
         }
     }
 }

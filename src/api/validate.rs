@@ -7,23 +7,14 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde::Deserialize;
 
+use super::consts::{
+    CLIENT_PORT, CLUSTER_PORT, METRICS_PORT, MONITORING_PORT, RESERVED_POD_LABELS,
+};
 use super::field::{FieldError, Validation};
 use super::{convert, duration, names, v1alpha2 as a, v1beta1 as b, version};
 
-/// Fixed ports of every NATS pod: client, cluster (routes), monitoring.
-pub const CLIENT_PORT: i32 = 4222;
-/// Route port.
-pub const CLUSTER_PORT: i32 = 6222;
-/// Monitoring port.
-pub const MONITORING_PORT: i32 = 8222;
-/// Prometheus exporter port.
-pub const METRICS_PORT: i32 = 7777;
-/// Default MQTT port.
-pub const MQTT_PORT: i32 = 1883;
 /// Largest `max_payload` nats-server accepts (64 MiB).
 pub const MAX_PAYLOAD_LIMIT: i64 = 64 * 1024 * 1024;
-/// Pod labels the operator owns.
-pub const RESERVED_POD_LABELS: [&str; 3] = ["app", "nats_cluster", "nats_version"];
 
 /// Cipher suite names nats-server accepts (Go's `tls.CipherSuites()` and
 /// `tls.InsecureCipherSuites()` names, plus the legacy spellings older servers used).

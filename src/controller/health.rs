@@ -12,7 +12,7 @@ use hyper_util::rt::TokioIo;
 use serde::Deserialize;
 use tokio::net::TcpStream;
 
-use crate::api::validate::MONITORING_PORT;
+use crate::api::consts::MONITORING_PORT;
 
 /// How long one monitoring request may take.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::config::{AuthInputs, ServiceRoleUser};
+use super::nats_conf::{AuthInputs, ServiceRoleUser};
 use crate::api::v1beta1::NatsClusterSpec;
 
 /// A user's mistake in something the cluster references: what is wrong, where, and

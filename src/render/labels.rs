@@ -9,15 +9,8 @@
 
 use std::collections::BTreeMap;
 
+pub use crate::api::consts::{APP, CLUSTER_LABEL, RESERVED_POD_LABELS, VERSION_LABEL};
 use crate::api::names::{check_label_value, check_qualified_name};
-use crate::api::validate::RESERVED_POD_LABELS;
-
-/// The `app` label value of every child.
-pub const APP: &str = "nats";
-/// Label key of the cluster name.
-pub const CLUSTER_LABEL: &str = "nats_cluster";
-/// Label key of the server version (pods only).
-pub const VERSION_LABEL: &str = "nats_version";
 
 /// `app=nats, nats_cluster=<name>`: the selector of the cluster's pods.
 pub fn selector(cluster: &str) -> BTreeMap<String, String> {

@@ -5,15 +5,15 @@
 //! produce byte-identical objects.
 //!
 //! Decisions that differ from the Go operator are documented where they are made:
-//! [`config`] (the `nats.conf` keys), [`pod`] (security context, probes, lame duck),
+//! [`nats_conf`] (the `nats.conf` keys), [`pod`] (security context, probes, lame duck),
 //! [`services`] (selectors without `nats_version`).
 
-pub mod conf;
-pub mod config;
+pub mod conf_writer;
 pub mod desired;
 pub mod inputs;
 pub mod labels;
 pub mod monitor;
+pub mod nats_conf;
 pub mod pdb;
 pub mod pod;
 pub mod secret;
@@ -24,10 +24,10 @@ use sha2::{Digest, Sha256};
 
 use crate::api::v1beta1::{self as b, NatsCluster};
 
-pub use config::{AuthInputs, RenderedConf, ServiceRoleUser, nats_conf};
 pub use desired::{Desired, Member, desired};
 pub use inputs::{InputProblem, auth_inputs};
 pub use monitor::pod_monitor;
+pub use nats_conf::{AuthInputs, RenderedConf, ServiceRoleUser, nats_conf};
 pub use pdb::disruption_budget;
 pub use pod::{member_pod, member_pvc};
 pub use secret::config_secret;
@@ -251,7 +251,7 @@ pub enum RenderError {
     MissingName,
     /// A value cannot be written safely into `nats.conf`.
     #[error(transparent)]
-    Conf(#[from] conf::ConfError),
+    Conf(#[from] conf_writer::ConfError),
     /// An authorization Secret does not hold a JSON object.
     #[error("{0} authorization must be a JSON object")]
     Auth(&'static str),

@@ -49,9 +49,9 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::api::consts::{CLIENT_PORT, CLUSTER_PORT, METRICS_PORT, MONITORING_PORT};
 use crate::api::defaults::{OPERATOR_IMAGE, OPERATOR_IMAGE_TAG};
 use crate::api::v1beta1::{self as b, NatsClusterSpec};
-use crate::api::validate::{CLIENT_PORT, CLUSTER_PORT, METRICS_PORT, MONITORING_PORT};
 use crate::api::{duration, version};
 
 use super::labels::{self, VERSION_LABEL};
@@ -401,8 +401,8 @@ pub fn member_pod(
         "--connect_retries".into(),
         "10".into(),
     ];
-    if let Some(var) = super::config::server_name_env(spec)
-        && super::config::server_name_flag(spec)
+    if let Some(var) = super::nats_conf::server_name_env(spec)
+        && super::nats_conf::server_name_flag(spec)
     {
         command.push("--name".into());
         command.push(format!("$({var})"));

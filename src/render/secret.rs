@@ -7,7 +7,7 @@ use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::Secret;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
-use super::config::RenderedConf;
+use super::nats_conf::RenderedConf;
 use super::{CONFIG_HASH_ANNOTATION, CONFIG_KEY, ClusterMeta, labels};
 
 /// The Secret `<name>` with the key `nats.conf` and the config hash as an annotation.

@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::api::consts::{CLIENT_PORT, CLUSTER_PORT, METRICS_PORT, MONITORING_PORT};
 use crate::api::v1beta1::{NatsClusterSpec, ServicePolicy};
-use crate::api::validate::{CLIENT_PORT, CLUSTER_PORT, METRICS_PORT, MONITORING_PORT};
 
 use super::ClusterMeta;
 use super::labels;

@@ -21,15 +21,15 @@
 //! | anything | `config.merge`, deep-merged last (`null` removes a key) |
 //!
 //! Every string from the spec or a Secret is written double-quoted and escaped
-//! ([`super::conf`]); keys from Secrets and `config.merge` are quoted too, so nothing
+//! ([`super::conf_writer`]); keys from Secrets and `config.merge` are quoted too, so nothing
 //! a user writes becomes a variable reference, an `include` or a new key.
 
+use crate::api::consts::{CLIENT_PORT, CLUSTER_PORT, MONITORING_PORT};
 use crate::api::v1alpha2::Permissions;
 use crate::api::v1beta1::{self as b, NatsClusterSpec};
-use crate::api::validate::{CLIENT_PORT, CLUSTER_PORT, MONITORING_PORT};
 use crate::api::{names, version};
 
-use super::conf::{Conf, ConfMap, from_json, merge_json, write_json_document};
+use super::conf_writer::{Conf, ConfMap, from_json, merge_json, write_json_document};
 use super::{ClusterMeta, OPERATOR_JWT_FILE, Paths, RenderError, sha256_hex, tls_path};
 
 /// A user of service-account authentication: a NatsServiceRole and the bound token of

@@ -23,7 +23,7 @@ use serde::Serialize;
 
 use crate::api::crd::{ConversionEndpoint, nats_cluster, nats_service_role};
 use crate::api::defaults::{OPERATOR_IMAGE, OPERATOR_IMAGE_TAG};
-use crate::install::{mutating_webhook_configuration, validating_webhook_configuration};
+use crate::webhook_config::{mutating_webhook_configuration, validating_webhook_configuration};
 
 /// Namespace the default manifests install into.
 pub const NAMESPACE: &str = "nats-io";
