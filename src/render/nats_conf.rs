@@ -1,11 +1,11 @@
-//! `nats.conf` of a cluster.
+//! `nats.conf` of a cluster, written as indented JSON ([`super::conf_writer`]).
 //!
 //! Keys, in this order (the Go operator's set, fixed where it was broken):
 //!
 //! | key | source |
 //! |---|---|
 //! | `port: 4222` | always |
-//! | `server_name` | `config.serverName`: `FromEnv` → `$SERVER_NAME` (the pod env the user sets), `PodName` → `$POD_NAME` (injected by [`super::pod`]) |
+//! | `server_name` | only below 2.2, as `$SERVER_NAME`/`$POD_NAME` ([`server_name_env`]); from 2.2 the pod's command line carries `--name $(VAR)` instead ([`server_name_flag`]), so the file stays JSON |
 //! | `http_port` / `https_port: 8222` | `tls.httpsMonitoring` picks HTTPS |
 //! | `include "advertise/client_advertise.conf"` | `pod.externalAdvertise` |
 //! | `tls {}` | `tls.client`: files under [`Paths::client_tls`] (absolute names as they are), `verify`, `verify_and_map`, `cipher_suites`, `curve_preferences`, `timeout` |
