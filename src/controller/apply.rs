@@ -54,7 +54,7 @@ pub async fn apply(ctx: &Context, o: &Observed, d: &Decision) -> Result<Outcome,
     let ns = meta.namespace.as_str();
     let pods: Api<Pod> = Api::namespaced(ctx.client.clone(), ns);
     let claims: Api<PersistentVolumeClaim> = Api::namespaced(ctx.client.clone(), ns);
-    let (mut grown, mut deleted) = (Vec::new(), Vec::new());
+    let (mut grown, mut deleted, mut created) = (Vec::new(), Vec::new(), Vec::new());
     let mut members_refused = false;
     for step in &d.steps {
         match step {
@@ -134,15 +134,7 @@ pub async fn apply(ctx: &Context, o: &Observed, d: &Decision) -> Result<Outcome,
                     Ok(_) => {
                         out.writes += 1;
                         remember(&|r| r.created(&uid, &name));
-                        event(
-                            ctx,
-                            cluster,
-                            EventType::Normal,
-                            "MemberCreated",
-                            "Create",
-                            format!("created member {name}"),
-                        )
-                        .await;
+                        created.push(name);
                     }
                     // Still terminating from a previous replacement: next pass.
                     Err(kube::Error::Api(e)) if e.code == 409 => {}
@@ -210,8 +202,21 @@ pub async fn apply(ctx: &Context, o: &Observed, d: &Decision) -> Result<Outcome,
             }
         }
     }
-    // One Event per kind of volume change (the recorder folds Events of the same reason
-    // on the same object into a series, so per-claim Events would hide all but one).
+    // One Event per kind of change and pass, naming every member or claim (the recorder
+    // folds Events of the same reason into a series: one per pod would be one write per
+    // pod and show only the first name).
+    if !created.is_empty() {
+        let note = format!("created member(s) {}", created.join(", "));
+        event(
+            ctx,
+            cluster,
+            EventType::Normal,
+            "MemberCreated",
+            "Create",
+            note,
+        )
+        .await;
+    }
     if !grown.is_empty() {
         let note = format!("storage requests grown: {}", grown.join(", "));
         event(

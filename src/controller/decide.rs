@@ -434,11 +434,14 @@ pub fn decide(o: &Observed, paths: &Paths, health: Option<&Health>, now: Timesta
             kind: ChildKind::Secret,
             name: meta.name.clone(),
             body,
-            notice: Some(Notice::normal(
-                "ConfigUpdated",
-                "Render",
-                format!("nats.conf {}", &desired.conf.hash[..12]),
-            )),
+            // A change is news; the first config of a new cluster is not.
+            notice: o.config_secret.is_some().then(|| {
+                Notice::normal(
+                    "ConfigUpdated",
+                    "Render",
+                    format!("nats.conf {}", &desired.conf.hash[..12]),
+                )
+            }),
         });
     }
     match &desired.disruption_budget {
