@@ -89,6 +89,8 @@ pub fn namespaced_rules() -> Vec<PolicyRule> {
             &["pods", "services", "secrets", "persistentvolumeclaims"],
             MANAGE,
         ),
+        // Lame duck for member pods without our preStop hook (made by the Go operator).
+        rule(&[""], &["pods/exec"], &["create"]),
         rule(&["policy"], &["poddisruptionbudgets"], MANAGE),
         rule(&["monitoring.coreos.com"], &["podmonitors"], MANAGE),
         rule(&[""], &["serviceaccounts"], WATCH),

@@ -225,8 +225,8 @@ pub fn render_stream(input: &str) -> Result<String, RenderStreamError> {
         // Stored as the webhook stores a create, then read as the reconciler reads it.
         let (created, _) = crate::api::admission::default_object(doc, None);
         let beta = convert_object(created, crate::api::V1BETA1).map_err(|e| err(e.to_string()))?;
-        let cluster: crate::api::v1beta1::NatsCluster =
-            serde_json::from_value(beta).map_err(|e| err(e.to_string()))?;
+        let cluster: crate::api::v1beta1::NatsCluster = serde_path_to_error::deserialize(beta)
+            .map_err(|e| err(format!("{}: {}", e.path(), e.inner())))?;
         let ns = namespace_of(doc);
         let secrets: std::collections::BTreeMap<String, render::inputs::SecretData> = docs
             .iter()

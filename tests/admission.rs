@@ -642,3 +642,32 @@ fn mqtt_accounts_no_auth_user_and_pod_monitor_rules() {
         "spec.pod.metrics.enabled: Required value: spec.pod.podMonitor scrapes the exporter: enable spec.pod.metrics",
     );
 }
+
+/// v1alpha2's pull policies are free strings in the Go operator's CRD; v1beta1's are enums.
+/// A value Kubernetes does not list is denied with its v1alpha2 path, not dropped by the
+/// conversion; v1beta1 objects are decoded into the enum, so the same value is denied there.
+#[test]
+fn unlisted_pull_policies_are_denied_in_both_versions() {
+    let alpha = cluster(
+        V1ALPHA2,
+        json!({"size": 3, "pod": {"enableConfigReload": true, "reloaderImagePullPolicy": "always"}}),
+    );
+    assert_error(
+        &alpha,
+        r#"spec.pod.reloaderImagePullPolicy: Unsupported value: "always": supported values: "Always", "IfNotPresent", "Never""#,
+    );
+    let beta = cluster(
+        V1BETA1,
+        json!({"size": 3, "pod": {"configReloader": {"enabled": true, "imagePullPolicy": "always"}}}),
+    );
+    let denied = errors(&beta).join("\n");
+    assert!(
+        denied.contains("spec.pod.configReloader.imagePullPolicy") && denied.contains("always"),
+        "{denied}"
+    );
+    let listed = cluster(
+        V1BETA1,
+        json!({"size": 3, "pod": {"configReloader": {"enabled": true, "imagePullPolicy": ""}}}),
+    );
+    assert!(validate_object(&listed, None).is_ok());
+}

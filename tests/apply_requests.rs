@@ -58,7 +58,10 @@ async fn serve(mut handle: MockHandle) -> Vec<String> {
         tokio::time::timeout(Duration::from_millis(300), handle.next_request()).await
     {
         let method = req.method().clone();
-        let path = req.uri().path().to_string();
+        let mut path = req.uri().path().to_string();
+        if path.ends_with("/exec") {
+            path = format!("{path}?{}", req.uri().query().unwrap_or_default());
+        }
         let kind = if method == Method::PATCH {
             format!(
                 " ({})",
@@ -285,4 +288,44 @@ async fn a_users_mistake_is_one_event_and_no_write() {
         BTreeMap::from([("users.json".to_string(), b"[1]".to_vec())]),
     );
     assert_eq!(requests_of(&o).await, [EVENT.to_string()]);
+}
+
+/// Members as the Go operator made them: no preStop hook, its `/nats-server` command.
+fn go_made(o: &Observed) -> Vec<Arc<Pod>> {
+    running_members(o)
+        .into_iter()
+        .map(|p| {
+            let mut p = p.as_ref().clone();
+            if let Some(spec) = p.spec.as_mut() {
+                spec.containers[0].lifecycle = None;
+                spec.containers[0].command = Some(vec!["/nats-server".into()]);
+            }
+            Arc::new(p)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_member_without_a_hook_is_signalled_by_exec_and_deleted_with_a_warning_when_exec_fails() {
+    let mut o = with_children_in_sync(observed(stored(spec(3, "2.10.26"))));
+    o.pods = go_made(&o);
+    let c = stored(spec(3, "2.10.27"));
+    let o = Observed {
+        cluster: at_read_time(&c),
+        stored: Arc::new(c),
+        ..o
+    };
+    // The mock answers the exec with 200, not 101 Switching Protocols, as an apiserver
+    // whose node cannot stream would: the pod is deleted anyway, after a Warning.
+    assert_eq!(
+        requests_of(&o).await,
+        [
+            "GET /api/v1/namespaces/ns/pods/legacy-1/exec?&stderr=true&container=nats\
+             &command=%2Fnats-server&command=--signal&command=ldm%3D%2Fvar%2Frun%2Fnats%2Fnats.pid"
+                .to_string(),
+            EVENT.to_string(),
+            "DELETE /api/v1/namespaces/ns/pods/legacy-1".to_string(),
+            EVENT.to_string(),
+        ]
+    );
 }

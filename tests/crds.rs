@@ -2,6 +2,9 @@
 
 use nats_operator::api::admission::validate_object;
 use nats_operator::api::cel;
+use nats_operator::api::choices::{
+    AccessMode, AntiAffinity, PullPolicy, ReclaimPolicy, ServerNameSource,
+};
 use nats_operator::api::crd::{ConversionEndpoint, crds_yaml, nats_cluster};
 
 #[test]
@@ -134,7 +137,7 @@ fn json_rules(rs: &[cel::Rule]) -> serde_json::Value {
 fn cel_rules_enums_and_bounds_are_in_both_versions() {
     let alpha = version_schema("v1alpha2");
     let beta = version_schema("v1beta1");
-    let pull = serde_json::json!(cel::PULL_POLICIES);
+    let pull = serde_json::json!(PullPolicy::WIRE);
     let port_range = |s: &serde_json::Value| (s["minimum"].as_f64(), s["maximum"].as_f64());
 
     // v1alpha2: the Go operator's fields, with 0 meaning "unset" for ports.
@@ -191,11 +194,11 @@ fn cel_rules_enums_and_bounds_are_in_both_versions() {
     }
     assert_eq!(
         at(&beta, "pod.antiAffinity")["enum"],
-        serde_json::json!(cel::ANTI_AFFINITY)
+        serde_json::json!(AntiAffinity::WIRE)
     );
     assert_eq!(
         at(&beta, "config.serverName")["enum"],
-        serde_json::json!(cel::SERVER_NAME)
+        serde_json::json!(ServerNameSource::WIRE)
     );
     for p in [
         "tls.client",
@@ -214,11 +217,11 @@ fn cel_rules_enums_and_bounds_are_in_both_versions() {
     assert_eq!(rules(fs), json_rules(&[cel::STORAGE_CLASS_IMMUTABLE]));
     assert_eq!(
         at(fs, "reclaimPolicy")["enum"],
-        serde_json::json!(cel::RECLAIM_POLICIES)
+        serde_json::json!(ReclaimPolicy::WIRE)
     );
     assert_eq!(
         at(fs, "accessMode")["enum"],
-        serde_json::json!(cel::ACCESS_MODES)
+        serde_json::json!(AccessMode::WIRE)
     );
     assert_eq!(at(fs, "storageClassName")["maxLength"], 253);
 }
@@ -282,16 +285,13 @@ fn cel_rules_are_bounded_and_well_placed() {
 #[test]
 fn schema_enums_agree_with_the_webhook() {
     let cases: [(&str, &[&str]); 7] = [
-        ("/imagePullPolicy", &cel::PULL_POLICIES),
-        ("/pod/metrics/imagePullPolicy", &cel::PULL_POLICIES),
-        ("/pod/configReloader/imagePullPolicy", &cel::PULL_POLICIES),
-        ("/pod/antiAffinity", &cel::ANTI_AFFINITY),
-        ("/config/serverName", &cel::SERVER_NAME),
-        (
-            "/jetstream/fileStorage/reclaimPolicy",
-            &cel::RECLAIM_POLICIES,
-        ),
-        ("/jetstream/fileStorage/accessMode", &cel::ACCESS_MODES),
+        ("/imagePullPolicy", PullPolicy::WIRE),
+        ("/pod/metrics/imagePullPolicy", PullPolicy::WIRE),
+        ("/pod/configReloader/imagePullPolicy", PullPolicy::WIRE),
+        ("/pod/antiAffinity", AntiAffinity::WIRE),
+        ("/config/serverName", ServerNameSource::WIRE),
+        ("/jetstream/fileStorage/reclaimPolicy", ReclaimPolicy::WIRE),
+        ("/jetstream/fileStorage/accessMode", AccessMode::WIRE),
     ];
     for (pointer, values) in cases {
         for value in values.iter().copied().chain(["Bogus"]) {

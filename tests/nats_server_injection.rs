@@ -30,7 +30,7 @@ fn spec(cluster_port: u16, extra_route: Option<String>) -> b::NatsClusterSpec {
         version: nats_operator::api::defaults::DEFAULT_VERSION.into(),
         image: "nats".into(),
         config: Some(b::ServerConfig {
-            server_name: "FromEnv".into(),
+            server_name: Some(nats_operator::api::choices::ServerNameSource::FromEnv),
             // Local ports for the test, through the escape hatch (flags cannot set them
             // without clearing the route credentials).
             merge: Some(json!({"cluster": {"host": "127.0.0.1", "port": cluster_port}})),

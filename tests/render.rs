@@ -6,6 +6,7 @@ mod support;
 use std::collections::BTreeMap;
 
 use nats_operator::api::admission::default_object;
+use nats_operator::api::choices::{AntiAffinity, PullPolicy, ReclaimPolicy, ServerNameSource};
 use nats_operator::api::convert::spec_up;
 use nats_operator::api::v1alpha2 as a;
 use nats_operator::api::v1beta1 as b;
@@ -134,7 +135,7 @@ fn old_servers_get_no_cluster_name_or_jetstream() {
 fn server_name_lame_duck_limits_and_websocket_without_tls() {
     let mut spec = base();
     spec.config = Some(b::ServerConfig {
-        server_name: "PodName".into(),
+        server_name: Some(ServerNameSource::PodName),
         lame_duck_duration: "45s".into(),
         write_deadline: "10s".into(),
         max_payload: 1048576,
@@ -173,7 +174,7 @@ fn server_name_lame_duck_limits_and_websocket_without_tls() {
             .any(|w| w == ["--name", "$(POD_NAME)"])
     );
     if let Some(c) = spec.config.as_mut() {
-        c.server_name = "FromEnv".into();
+        c.server_name = Some(ServerNameSource::FromEnv);
     }
     assert!(
         command(&spec)
@@ -669,10 +670,10 @@ fn old_versions_get_old_binaries_and_root_probes() {
 #[test]
 fn member_pod_with_everything() {
     let mut spec = base();
-    spec.image_pull_policy = "Always".into();
+    spec.image_pull_policy = Some(PullPolicy::Always);
     spec.config = Some(b::ServerConfig {
         lame_duck_duration: "1m".into(),
-        server_name: "FromEnv".into(),
+        server_name: Some(ServerNameSource::FromEnv),
         no_advertise: true,
         ..Default::default()
     });
@@ -710,7 +711,7 @@ fn member_pod_with_everything() {
     spec.jetstream = Some(b::JetStream {
         file_storage: Some(b::FileStorage {
             storage_class_name: "fast".into(),
-            reclaim_policy: "Delete".into(),
+            reclaim_policy: Some(ReclaimPolicy::Delete),
             ..Default::default()
         }),
         ..Default::default()
@@ -719,14 +720,14 @@ fn member_pod_with_everything() {
         enabled: true,
         image: image.into(),
         tag: "1".into(),
-        image_pull_policy: "IfNotPresent".into(),
+        image_pull_policy: Some(PullPolicy::IfNotPresent),
         resources: None,
     };
     spec.pod = Some(b::PodPolicy {
         labels: BTreeMap::from([("team".into(), "a".into()), ("app".into(), "x".into())]),
         annotations: BTreeMap::from([("note".into(), "n".into())]),
         node_selector: BTreeMap::from([("disk".into(), "ssd".into())]),
-        anti_affinity: "Preferred".into(),
+        anti_affinity: Some(AntiAffinity::Preferred),
         topology_spread_constraints: vec![k8s_openapi::api::core::v1::TopologySpreadConstraint {
             max_skew: 1,
             topology_key: "zone".into(),

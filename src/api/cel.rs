@@ -4,7 +4,7 @@
 //! Every rule here mirrors a check of [`super::validate`] (the webhook stays the source of
 //! truth and reports every problem at once); each is constant-cost (`has`, `size`, integer
 //! comparisons, bounded string equality) so the apiserver's cost estimator accepts them.
-//! Empty strings mean "unset" in both versions (Go's `omitempty`), so the enums list `""`.
+//! The enums of enumerated fields come from [`super::choices`]; they list `""` (unset).
 
 use serde::Serialize;
 
@@ -24,16 +24,6 @@ pub struct Rule {
     pub reason: Option<&'static str>,
 }
 
-/// Image pull policies a container accepts (and `""`: the Kubernetes default).
-pub const PULL_POLICIES: [&str; 4] = ["", "Always", "IfNotPresent", "Never"];
-/// v1beta1 `spec.pod.antiAffinity`.
-pub const ANTI_AFFINITY: [&str; 3] = ["", "Required", "Preferred"];
-/// v1beta1 `spec.config.serverName`.
-pub const SERVER_NAME: [&str; 3] = ["", "FromEnv", "PodName"];
-/// v1beta1 `spec.jetstream.fileStorage.reclaimPolicy`.
-pub const RECLAIM_POLICIES: [&str; 3] = ["", "Retain", "Delete"];
-/// v1beta1 `spec.jetstream.fileStorage.accessMode`.
-pub const ACCESS_MODES: [&str; 4] = ["", "ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"];
 /// Most extra routes a cluster may list (bounds the cost of the per-item rule).
 pub const MAX_EXTRA_ROUTES: u32 = 64;
 

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::choices::{AntiAffinity, PullPolicy, ServerNameSource};
 use super::{V1ALPHA2, V1BETA1, v1alpha2 as a, v1beta1 as b};
 
 /// On `v1alpha2` objects: what only `v1beta1` could express.
@@ -714,11 +715,7 @@ pub fn spec_up_owned(s: a::ClusterSpec) -> b::NatsClusterSpec {
         max_pending: nc.max_pending,
         max_subscriptions: nc.max_subscriptions,
         max_control_line: nc.max_control_line,
-        server_name: if s.use_server_name {
-            "FromEnv".into()
-        } else {
-            String::new()
-        },
+        server_name: s.use_server_name.then_some(ServerNameSource::FromEnv),
         lame_duck_duration: s
             .lame_duck_duration_seconds
             .map(|n| format!("{n}s"))
@@ -732,11 +729,7 @@ pub fn spec_up_owned(s: a::ClusterSpec) -> b::NatsClusterSpec {
         labels: pod.labels,
         annotations: pod.annotations,
         node_selector: pod.node_selector,
-        anti_affinity: if pod.anti_affinity {
-            "Required".into()
-        } else {
-            String::new()
-        },
+        anti_affinity: pod.anti_affinity.then_some(AntiAffinity::Required),
         topology_spread_constraints: Vec::new(),
         priority_class_name: String::new(),
         resources: pod.resources,
@@ -754,21 +747,23 @@ pub fn spec_up_owned(s: a::ClusterSpec) -> b::NatsClusterSpec {
             enabled: pod.advertise_external_ip,
             image: pod.bootconfig_image,
             tag: pod.bootconfig_image_tag,
-            image_pull_policy: String::new(),
+            image_pull_policy: None,
             resources: None,
         }),
         config_reloader: non_empty(b::Sidecar {
             enabled: pod.enable_config_reload,
             image: pod.reloader_image,
             tag: pod.reloader_image_tag,
-            image_pull_policy: pod.reloader_image_pull_policy,
+            // A free string in the Go operator's CRD: a value Kubernetes does not list
+            // never made a pod there, so it reads as unset.
+            image_pull_policy: PullPolicy::parse(&pod.reloader_image_pull_policy),
             resources: pod.reloader_resources,
         }),
         metrics: non_empty(b::Sidecar {
             enabled: pod.enable_metrics,
             image: pod.metrics_image,
             tag: pod.metrics_image_tag,
-            image_pull_policy: pod.metrics_image_pull_policy,
+            image_pull_policy: PullPolicy::parse(&pod.metrics_image_pull_policy),
             resources: None,
         }),
         disruption_budget: None,
@@ -870,7 +865,7 @@ pub fn spec_up_owned(s: a::ClusterSpec) -> b::NatsClusterSpec {
         size: s.size,
         version: s.version,
         image: s.server_image,
-        image_pull_policy: String::new(),
+        image_pull_policy: None,
         paused: s.paused,
         config,
         pod: pod_b,
@@ -950,19 +945,19 @@ pub fn spec_down_owned(s: b::NatsClusterSpec) -> a::ClusterSpec {
         labels: p.labels,
         annotations: p.annotations,
         node_selector: p.node_selector,
-        anti_affinity: p.anti_affinity == "Required",
+        anti_affinity: p.anti_affinity == Some(AntiAffinity::Required),
         resources: p.resources,
         tolerations: p.tolerations,
         nats_env: p.env,
         enable_config_reload: rl.enabled,
         reloader_image: rl.image,
         reloader_image_tag: rl.tag,
-        reloader_image_pull_policy: rl.image_pull_policy,
+        reloader_image_pull_policy: wire(rl.image_pull_policy),
         reloader_resources: rl.resources,
         enable_metrics: mt.enabled,
         metrics_image: mt.image,
         metrics_image_tag: mt.tag,
-        metrics_image_pull_policy: mt.image_pull_policy,
+        metrics_image_pull_policy: wire(mt.image_pull_policy),
         enable_clients_host_port: hp.client,
         disable_gateways_host_port: hp.gateway == Some(false),
         disable_leafnodes_host_port: hp.leafnode == Some(false),
@@ -1030,7 +1025,7 @@ pub fn spec_down_owned(s: b::NatsClusterSpec) -> a::ClusterSpec {
         version: s.version,
         server_image: s.image,
         nats_config,
-        use_server_name: c.server_name == "FromEnv",
+        use_server_name: c.server_name == Some(ServerNameSource::FromEnv),
         paused: s.paused,
         pod,
         tls,
@@ -1131,4 +1126,9 @@ pub fn status_down(s: &b::NatsClusterStatus) -> a::ClusterStatus {
         size: s.replicas,
         current_version: s.current_version.clone(),
     }
+}
+
+/// An optional v1beta1 choice as the v1alpha2 string (`""` when unset).
+fn wire<T: std::fmt::Display>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_default()
 }

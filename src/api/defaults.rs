@@ -3,6 +3,7 @@
 //! in v1alpha2 fields and a v1beta1 object in v1beta1 fields, with the same values, so
 //! defaulting and conversion commute.
 
+use super::choices::PullPolicy;
 use super::{v1alpha2 as a, v1beta1 as b};
 
 /// The NATS server release new clusters get: the newest one the tests run (the last line
@@ -25,7 +26,7 @@ pub const BOOTCONFIG_IMAGE: &str = "natsio/nats-boot-config";
 /// Boot-config tag.
 pub const BOOTCONFIG_IMAGE_TAG: &str = "0.16.1";
 /// Default pull policy of sidecars.
-pub const SIDECAR_PULL_POLICY: &str = "IfNotPresent";
+pub const SIDECAR_PULL_POLICY: PullPolicy = PullPolicy::IfNotPresent;
 /// Default CA file name of every listener.
 pub const CA_FILE: &str = "ca.pem";
 /// Default certificate file name (client, gateway, leafnode, websocket).
@@ -93,12 +94,12 @@ pub fn default_v1beta1(
         if let Some(s) = pod.config_reloader.as_mut().filter(|s| s.enabled) {
             set_if_empty(&mut s.image, OPERATOR_IMAGE);
             set_if_empty(&mut s.tag, OPERATOR_IMAGE_TAG);
-            set_if_empty(&mut s.image_pull_policy, SIDECAR_PULL_POLICY);
+            s.image_pull_policy.get_or_insert(SIDECAR_PULL_POLICY);
         }
         if let Some(s) = pod.metrics.as_mut().filter(|s| s.enabled) {
             set_if_empty(&mut s.image, METRICS_IMAGE);
             set_if_empty(&mut s.tag, METRICS_IMAGE_TAG);
-            set_if_empty(&mut s.image_pull_policy, SIDECAR_PULL_POLICY);
+            s.image_pull_policy.get_or_insert(SIDECAR_PULL_POLICY);
         }
         if let Some(s) = pod.external_advertise.as_mut().filter(|s| s.enabled) {
             set_if_empty(&mut s.image, BOOTCONFIG_IMAGE);
@@ -182,12 +183,18 @@ pub fn default_v1alpha2(spec: &mut a::ClusterSpec, old: Option<&a::ClusterSpec>)
         if pod.enable_config_reload {
             set_if_empty(&mut pod.reloader_image, OPERATOR_IMAGE);
             set_if_empty(&mut pod.reloader_image_tag, OPERATOR_IMAGE_TAG);
-            set_if_empty(&mut pod.reloader_image_pull_policy, SIDECAR_PULL_POLICY);
+            set_if_empty(
+                &mut pod.reloader_image_pull_policy,
+                SIDECAR_PULL_POLICY.as_str(),
+            );
         }
         if pod.enable_metrics {
             set_if_empty(&mut pod.metrics_image, METRICS_IMAGE);
             set_if_empty(&mut pod.metrics_image_tag, METRICS_IMAGE_TAG);
-            set_if_empty(&mut pod.metrics_image_pull_policy, SIDECAR_PULL_POLICY);
+            set_if_empty(
+                &mut pod.metrics_image_pull_policy,
+                SIDECAR_PULL_POLICY.as_str(),
+            );
         }
         if pod.advertise_external_ip {
             set_if_empty(&mut pod.bootconfig_image, BOOTCONFIG_IMAGE);

@@ -16,6 +16,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::cel;
+use super::choices::PullPolicy;
 use super::serde_util::{
     is_false, is_zero_f64, is_zero_i32, is_zero_i64, preserve_unknown_object, string_map,
 };
@@ -204,7 +205,7 @@ pub struct PodPolicy {
     pub reloader_image_tag: String,
     /// Pull policy of the config reloader image.
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[schemars(extend("enum" = cel::PULL_POLICIES))]
+    #[schemars(extend("enum" = PullPolicy::WIRE))]
     pub reloader_image_pull_policy: String,
     /// Resources of the config reloader.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -220,7 +221,7 @@ pub struct PodPolicy {
     pub metrics_image_tag: String,
     /// Pull policy of the Prometheus exporter image.
     #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[schemars(extend("enum" = cel::PULL_POLICIES))]
+    #[schemars(extend("enum" = PullPolicy::WIRE))]
     pub metrics_image_pull_policy: String,
     /// Expose the client port 4222 as a host port.
     #[serde(default, skip_serializing_if = "is_false")]

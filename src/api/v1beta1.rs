@@ -21,6 +21,7 @@ use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde::{Deserialize, Serialize};
 
 use super::cel;
+use super::choices::{self, AccessMode, AntiAffinity, PullPolicy, ReclaimPolicy, ServerNameSource};
 use super::serde_util::{
     is_false, is_zero_f64, is_zero_i32, is_zero_i64, preserve_unknown_object, string_map,
 };
@@ -86,9 +87,13 @@ pub struct NatsClusterSpec {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub image: String,
     /// Pull policy of the NATS server image (`Always`, `IfNotPresent` or `Never`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[schemars(extend("enum" = cel::PULL_POLICIES))]
-    pub image_pull_policy: String,
+    #[serde(
+        default,
+        with = "choices::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "choices::string_schema", extend("enum" = PullPolicy::WIRE))]
+    pub image_pull_policy: Option<PullPolicy>,
     /// Stop all changes to the cluster's children; the `Paused` condition says so.
     #[serde(default, skip_serializing_if = "is_false")]
     pub paused: bool,
@@ -161,9 +166,13 @@ pub struct ServerConfig {
     pub max_control_line: i64,
     /// Where `server_name` comes from: `FromEnv` (the `SERVER_NAME` variable of the pod)
     /// or `PodName` (stable per member). Empty leaves it to the server.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[schemars(extend("enum" = cel::SERVER_NAME))]
-    pub server_name: String,
+    #[serde(
+        default,
+        with = "choices::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "choices::string_schema", extend("enum" = ServerNameSource::WIRE))]
+    pub server_name: Option<ServerNameSource>,
     /// Lame duck duration, a duration such as `30s`; pods get a longer grace period.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub lame_duck_duration: String,
@@ -195,9 +204,13 @@ pub struct PodPolicy {
     #[schemars(schema_with = "string_map")]
     pub node_selector: BTreeMap<String, String>,
     /// Spread members over nodes: `Required` (one per node) or `Preferred` (best effort).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[schemars(extend("enum" = cel::ANTI_AFFINITY))]
-    pub anti_affinity: String,
+    #[serde(
+        default,
+        with = "choices::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "choices::string_schema", extend("enum" = AntiAffinity::WIRE))]
+    pub anti_affinity: Option<AntiAffinity>,
     /// Topology spread constraints of the NATS pods.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topology_spread_constraints: Vec<TopologySpreadConstraint>,
@@ -290,9 +303,13 @@ pub struct Sidecar {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tag: String,
     /// Image pull policy (`Always`, `IfNotPresent` or `Never`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[schemars(extend("enum" = cel::PULL_POLICIES))]
-    pub image_pull_policy: String,
+    #[serde(
+        default,
+        with = "choices::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "choices::string_schema", extend("enum" = PullPolicy::WIRE))]
+    pub image_pull_policy: Option<PullPolicy>,
     /// Resources of the container.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<ResourceRequirements>,
@@ -665,13 +682,21 @@ pub struct FileStorage {
     #[schemars(length(max = 253))]
     pub storage_class_name: String,
     /// Access mode of the volumes (default `ReadWriteOnce`).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[schemars(extend("enum" = cel::ACCESS_MODES))]
-    pub access_mode: String,
+    #[serde(
+        default,
+        with = "choices::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "choices::string_schema", extend("enum" = AccessMode::WIRE))]
+    pub access_mode: Option<AccessMode>,
     /// What happens to a member's volume on scale-down: `Retain` (default) or `Delete`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    #[schemars(extend("enum" = cel::RECLAIM_POLICIES))]
-    pub reclaim_policy: String,
+    #[serde(
+        default,
+        with = "choices::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schemars(schema_with = "choices::string_schema", extend("enum" = ReclaimPolicy::WIRE))]
+    pub reclaim_policy: Option<ReclaimPolicy>,
 }
 
 /// Observed state of a NatsCluster.

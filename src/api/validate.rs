@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use serde::Deserialize;
 
+use super::choices::{PullPolicy, ServerNameSource};
 use super::consts::{
     CLIENT_PORT, CLUSTER_PORT, METRICS_PORT, MONITORING_PORT, RESERVED_POD_LABELS,
 };
@@ -58,8 +59,6 @@ pub const CURVES: &[&str] = &[
     "SecP256r1MLKEM768",
     "SecP384r1MLKEM1024",
 ];
-
-const PULL_POLICIES: &[&str] = &["Always", "IfNotPresent", "Never"];
 
 /// Collects errors and warnings while walking a spec.
 #[derive(Default)]
@@ -130,17 +129,17 @@ pub fn validate_v1alpha2(
 pub struct AlphaAsBeta {
     /// The v1beta1 spec it reads back as.
     pub beta: b::NatsClusterSpec,
-    /// `natsConfig.writeDeadline` set apart from `write_deadline` to something else.
-    conflict: Option<FieldError>,
+    /// What its v1alpha2 form gets wrong that the conversion cannot carry.
+    alpha_errors: Vec<FieldError>,
 }
 
 impl AlphaAsBeta {
     /// `alpha` by the plain conversion, moving its fields instead of copying them.
     pub fn converted(alpha: a::ClusterSpec) -> Self {
-        let conflict = write_deadline_conflict(&alpha);
+        let alpha_errors = alpha_only_errors(&alpha);
         AlphaAsBeta {
             beta: convert::spec_up_owned(alpha),
-            conflict,
+            alpha_errors,
         }
     }
 
@@ -150,7 +149,7 @@ impl AlphaAsBeta {
     pub fn read_back(alpha: &a::ClusterSpec, beta: b::NatsClusterSpec) -> Self {
         AlphaAsBeta {
             beta,
-            conflict: write_deadline_conflict(alpha),
+            alpha_errors: alpha_only_errors(alpha),
         }
     }
 }
@@ -164,9 +163,30 @@ pub fn validate_v1alpha2_as_beta(
     old_beta: Option<&b::NatsClusterSpec>,
     volumes: VolumeSize<'_>,
 ) -> Validation {
-    in_alpha_terms(new.conflict.clone(), |r| {
+    in_alpha_terms(new.alpha_errors.clone(), |r| {
         check_spec(r, name, &new.beta, old_beta, volumes)
     })
+}
+
+/// What only a v1alpha2 spec can get wrong: a conflicting spelling, and free-string pull
+/// policies (v1beta1's are enums, so the conversion reads an unlisted one as unset).
+fn alpha_only_errors(new: &a::ClusterSpec) -> Vec<FieldError> {
+    let mut errors: Vec<FieldError> = write_deadline_conflict(new).into_iter().collect();
+    if let Some(pod) = &new.pod {
+        for (field, value) in [
+            ("reloaderImagePullPolicy", &pod.reloader_image_pull_policy),
+            ("metricsImagePullPolicy", &pod.metrics_image_pull_policy),
+        ] {
+            if !value.is_empty() && PullPolicy::parse(value).is_none() {
+                errors.push(FieldError::not_supported(
+                    format!("spec.pod.{field}"),
+                    value,
+                    &PullPolicy::WIRE[1..],
+                ));
+            }
+        }
+    }
+    errors
 }
 
 /// `natsConfig.writeDeadline` (the upstream README's spelling) set apart from
@@ -186,9 +206,9 @@ fn write_deadline_conflict(new: &a::ClusterSpec) -> Option<FieldError> {
 }
 
 /// Runs `checks` (on v1beta1 specs) after `first`, and reports with v1alpha2 paths.
-fn in_alpha_terms(first: Option<FieldError>, checks: impl FnOnce(&mut Report)) -> Validation {
+fn in_alpha_terms(first: Vec<FieldError>, checks: impl FnOnce(&mut Report)) -> Validation {
     let mut r = Report::default();
-    if let Some(e) = first {
+    for e in first {
         r.err(e);
     }
     checks(&mut r);
@@ -269,7 +289,6 @@ fn check_spec(
             "must be an image repository such as nats or registry.example.com/nats, without a tag",
         ));
     }
-    check_pull_policy(r, "spec.imagePullPolicy", &s.image_pull_policy);
     if let Some(c) = &s.config {
         check_config(r, c, s);
     }
@@ -381,7 +400,7 @@ fn features_asked(s: &b::NatsClusterSpec) -> Vec<version::Feature> {
             version::VERIFY_AND_MAP,
         ),
         (
-            config.is_some_and(|c| !c.server_name.is_empty()),
+            config.is_some_and(|c| c.server_name.is_some()),
             version::SERVER_NAME,
         ),
         (
@@ -407,12 +426,6 @@ fn features_asked(s: &b::NatsClusterSpec) -> Vec<version::Feature> {
         .into_iter()
         .filter_map(|(on, f)| on.then_some(f))
         .collect()
-}
-
-fn check_pull_policy(r: &mut Report, path: &str, policy: &str) {
-    if !policy.is_empty() && !PULL_POLICIES.contains(&policy) {
-        r.err(FieldError::not_supported(path, policy, PULL_POLICIES));
-    }
 }
 
 /// The shortest `lame_duck_duration` nats-server accepts.
@@ -491,18 +504,8 @@ fn check_config(r: &mut Report, c: &b::ServerConfig, s: &b::NatsClusterSpec) {
     } else if c.max_payload > 8 * 1024 * 1024 {
         r.warn("spec.config.maxPayload is over 8 MiB; large messages hurt latency for everyone");
     }
-    match c.server_name.as_str() {
-        "" | "PodName" => {}
-        "FromEnv" => {
-            if !sets_env(s, "SERVER_NAME") {
-                r.warn("spec.config.serverName is FromEnv but no SERVER_NAME env var is set; servers fail to start");
-            }
-        }
-        other => r.err(FieldError::not_supported(
-            "spec.config.serverName",
-            other,
-            &["FromEnv", "PodName"],
-        )),
+    if c.server_name == Some(ServerNameSource::FromEnv) && !sets_env(s, "SERVER_NAME") {
+        r.warn("spec.config.serverName is FromEnv but no SERVER_NAME env var is set; servers fail to start");
     }
     if let Some(m) = &c.merge
         && !m.is_object()
@@ -580,9 +583,6 @@ fn check_sidecar(r: &mut Report, path: &str, s: &Option<b::Sidecar>) {
             "must be an image tag: letters, digits, '_', '.', '-', at most 128 characters",
         ));
     }
-    if !s.image_pull_policy.is_empty() {
-        check_pull_policy(r, &format!("{path}.imagePullPolicy"), &s.image_pull_policy);
-    }
 }
 
 fn check_pod(r: &mut Report, pod: &b::PodPolicy) {
@@ -597,13 +597,6 @@ fn check_pod(r: &mut Report, pod: &b::PodPolicy) {
     }
     check_annotations(r, "spec.pod.annotations", &pod.annotations);
     check_labels(r, "spec.pod.nodeSelector", &pod.node_selector);
-    if !matches!(pod.anti_affinity.as_str(), "" | "Required" | "Preferred") {
-        r.err(FieldError::not_supported(
-            "spec.pod.antiAffinity",
-            &pod.anti_affinity,
-            &["Required", "Preferred"],
-        ));
-    }
     check_sidecar(r, "spec.pod.configReloader", &pod.config_reloader);
     check_sidecar(r, "spec.pod.metrics", &pod.metrics);
     if let Some(pm) = pod.pod_monitor.as_ref().filter(|m| m.enabled) {
@@ -1169,23 +1162,6 @@ fn check_jetstream(
                 "spec.jetstream.fileStorage.storageClassName",
                 fs.storage_class_name.clone(),
                 "must be a StorageClass name",
-            ));
-        }
-        if !matches!(
-            fs.access_mode.as_str(),
-            "" | "ReadWriteOnce" | "ReadWriteOncePod" | "ReadWriteMany"
-        ) {
-            r.err(FieldError::not_supported(
-                "spec.jetstream.fileStorage.accessMode",
-                &fs.access_mode,
-                &["ReadWriteOnce", "ReadWriteOncePod", "ReadWriteMany"],
-            ));
-        }
-        if !matches!(fs.reclaim_policy.as_str(), "" | "Retain" | "Delete") {
-            r.err(FieldError::not_supported(
-                "spec.jetstream.fileStorage.reclaimPolicy",
-                &fs.reclaim_policy,
-                &["Retain", "Delete"],
             ));
         }
         let old_fs = old

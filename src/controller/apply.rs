@@ -4,11 +4,13 @@
 
 use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 use super::context::{Context, Error, MANAGER, event, kube_err};
 use super::decide::{ChildKind, Decision, Step};
+use super::lame_duck;
 use super::observe::Observed;
 use super::plan::DeleteReason;
 use super::service_roles;
@@ -157,8 +159,54 @@ pub async fn apply(ctx: &Context, o: &Observed, d: &Decision) -> Result<Outcome,
                     Err(e) => return Err(kube_err(format!("create Pod {ns}/{name}"))(e)),
                 }
             }
+            Step::SignalLameDuck {
+                pod,
+                command,
+                reason,
+            } => match lame_duck::signal(&pods, pod, command).await {
+                Ok(()) => {
+                    let patch = json!({"metadata": {"annotations": {
+                        lame_duck::SINCE_ANNOTATION: Timestamp::now().to_string(),
+                    }}});
+                    match pods
+                        .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+                        .await
+                    {
+                        Ok(_) => out.writes += 1,
+                        Err(e) if not_found(&e) => {}
+                        Err(e) => return Err(kube_err(format!("annotate Pod {ns}/{pod}"))(e)),
+                    }
+                    event(
+                        ctx,
+                        cluster,
+                        EventType::Normal,
+                        "LameDuck",
+                        "Delete",
+                        format!(
+                            "{pod} has no preStop hook (a pod made by the Go operator): its server was put into lame duck; the pod is deleted when it has drained"
+                        ),
+                    )
+                    .await;
+                }
+                Err(why) => {
+                    event(
+                        ctx,
+                        cluster,
+                        EventType::Warning,
+                        "LameDuckUnavailable",
+                        "Delete",
+                        format!(
+                            "could not put {pod} into lame duck ({why}); it is deleted without it and its clients reconnect to the other members (allow the operator pods/exec to drain them first)"
+                        ),
+                    )
+                    .await;
+                    delete_pod(ctx, cluster, &pods, ns, pod, *reason, false).await?;
+                    remember(&|r| r.deleted(&uid, pod));
+                    out.writes += 1;
+                }
+            },
             Step::DeletePod { pod, reason } => {
-                delete_pod(ctx, cluster, &pods, ns, pod, *reason).await?;
+                delete_pod(ctx, cluster, &pods, ns, pod, *reason, true).await?;
                 remember(&|r| r.deleted(&uid, pod));
                 out.writes += 1;
             }
@@ -254,12 +302,19 @@ async fn delete_pod(
     ns: &str,
     pod: &str,
     reason: DeleteReason,
+    lame_duck: bool,
 ) -> Result<(), Error> {
     let why = match reason {
         DeleteReason::Ended => "it stopped; it is replaced",
-        DeleteReason::ScaleDown => "scaling down (lame duck first)",
-        DeleteReason::Rollout => "its spec is out of date; it is replaced (lame duck first)",
+        DeleteReason::ScaleDown => "scaling down",
+        DeleteReason::Rollout => "its spec is out of date; it is replaced",
         DeleteReason::Stray => "it is not a member of this cluster",
+    };
+    let why = match reason {
+        DeleteReason::ScaleDown | DeleteReason::Rollout if lame_duck => {
+            format!("{why} (lame duck first)")
+        }
+        _ => why.to_string(),
     };
     match pods.delete(pod, &DeleteParams::default()).await {
         Ok(_) => {}

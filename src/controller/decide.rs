@@ -13,10 +13,12 @@ use kube::runtime::events::EventType;
 use serde_json::{Value, json};
 
 use super::context::APPLIED_ANNOTATION;
+use super::lame_duck::{self, Stage};
 use super::observe::{Observed, PodMonitorSeen};
 use super::plan::{Action, DeleteReason, MemberPod, Members, Phase, plan};
 use super::service_roles::{TokenStep, decide_tokens, stale_tokens};
 use super::storage::{VolumeAction, volume_actions};
+use crate::api::choices::ReclaimPolicy;
 use crate::api::v1beta1::NatsClusterStatus;
 use crate::render::desired::typed;
 use crate::render::{self, Desired, POD_SPEC_HASH_ANNOTATION, Paths, auth_inputs};
@@ -138,6 +140,16 @@ pub enum Step {
         /// Its name.
         pod: String,
         /// Why (in the Event).
+        reason: DeleteReason,
+    },
+    /// Put a member's server into lame duck before it is deleted: it has no `preStop`
+    /// hook that would (a pod made by the Go operator). See [`lame_duck`].
+    SignalLameDuck {
+        /// Its name.
+        pod: String,
+        /// The command to run in its `nats` container.
+        command: Vec<String>,
+        /// Why it is going to be deleted (the pod is deleted at once if the exec fails).
         reason: DeleteReason,
     },
     /// Grow or delete a claim.
@@ -572,6 +584,10 @@ pub fn decide(o: &Observed, paths: &Paths, health: Option<&Health>, now: Timesta
             }
         }
     }
+    let lame_duck_wait = Duration::from_secs(
+        u64::try_from(render::pod::termination_grace_seconds(spec)).unwrap_or(0),
+    );
+    let mut draining = Vec::new();
     for a in &decision.actions {
         match a {
             Action::Create(i) => {
@@ -589,11 +605,42 @@ pub fn decide(o: &Observed, paths: &Paths, health: Option<&Health>, now: Timesta
                 }
                 steps.push(Step::CreatePod(Box::new(m.pod.clone())));
             }
-            Action::Delete { pod, reason } => steps.push(Step::DeletePod {
-                pod: pod.clone(),
-                reason: *reason,
-            }),
+            Action::Delete { pod, reason } => {
+                let delete = Step::DeletePod {
+                    pod: pod.clone(),
+                    reason: *reason,
+                };
+                let voluntary = matches!(reason, DeleteReason::Rollout | DeleteReason::ScaleDown);
+                let Some(p) = o
+                    .pods
+                    .iter()
+                    .find(|p| p.name_any() == *pod)
+                    .filter(|_| voluntary)
+                else {
+                    steps.push(delete);
+                    continue;
+                };
+                match lame_duck::stage(p, now, lame_duck_wait) {
+                    Stage::Delete => steps.push(delete),
+                    Stage::Signal(command) => {
+                        steps.push(Step::SignalLameDuck {
+                            pod: pod.clone(),
+                            command,
+                            reason: *reason,
+                        });
+                        draining.push(format!(
+                            "putting {pod} into lame duck (it has no preStop hook)"
+                        ));
+                    }
+                    Stage::Draining(until) => draining.push(format!(
+                        "waiting for {pod} to finish lame duck (deleted at {until} at the latest)"
+                    )),
+                }
+            }
         }
+    }
+    if !draining.is_empty() {
+        decision.phase = Phase::Progressing(draining.join("; "));
     }
 
     // Volumes.
@@ -616,7 +663,7 @@ pub fn decide(o: &Observed, paths: &Paths, health: Option<&Health>, now: Timesta
             fs.size.as_ref().map(|q| q.0.as_str()),
             size,
             &pods,
-            fs.reclaim_policy == "Delete",
+            fs.reclaim_policy == Some(ReclaimPolicy::Delete),
         );
         let mut requests: std::collections::BTreeMap<String, String> = claims
             .iter()
@@ -934,6 +981,105 @@ mod tests {
                 .any(|s| matches!(s, Step::DeletePod { pod, .. } if pod == "legacy-1"))
         );
         assert_eq!(go.catch_up_since, None);
+    }
+
+    #[test]
+    fn a_member_without_a_pre_stop_hook_is_put_into_lame_duck_before_it_is_deleted() {
+        let mut o = observed(stored(three()));
+        // Members as the Go operator made them: no pod-spec hash, no preStop hook.
+        let made = decide(&o, &Paths::default(), None, now());
+        for s in &made.steps {
+            if let Step::CreatePod(p) = s {
+                let mut p = p.as_ref().clone();
+                if let Some(a) = p.metadata.annotations.as_mut() {
+                    a.remove(POD_SPEC_HASH_ANNOTATION);
+                }
+                if let Some(spec) = p.spec.as_mut() {
+                    spec.containers[0].lifecycle = None;
+                    spec.containers[0].command = Some(vec!["/nats-server".into()]);
+                }
+                o.pods.push(running(&p));
+            }
+        }
+        let first = decide(&o, &Paths::default(), None, now());
+        let signals: Vec<_> = first
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::SignalLameDuck { pod, command, .. } => Some((pod.clone(), command.clone())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            signals,
+            vec![(
+                "legacy-1".to_string(),
+                vec![
+                    "/nats-server".to_string(),
+                    "--signal".into(),
+                    "ldm=/var/run/nats/nats.pid".into()
+                ]
+            )]
+        );
+        assert!(
+            !first
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::DeletePod { .. }))
+        );
+        assert!(matches!(&first.phase, Phase::Progressing(m) if m.contains("lame duck")));
+        assert_eq!(first.requeue, CHANGING);
+
+        // Signalled: wait while it drains, delete once the wait is over.
+        let mark = |o: &mut Observed| {
+            let mut p = o.pods[0].as_ref().clone();
+            p.metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(lame_duck::SINCE_ANNOTATION.into(), now().to_string());
+            o.pods[0] = Arc::new(p);
+        };
+        mark(&mut o);
+        let draining = decide(&o, &Paths::default(), None, now());
+        assert!(
+            !draining
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::DeletePod { .. } | Step::SignalLameDuck { .. }))
+        );
+        assert!(matches!(&draining.phase, Phase::Progressing(m) if m.contains("finish lame duck")));
+        // The default lame duck (120 s) plus the grace margin (30 s).
+        let after = now() + k8s_openapi::jiff::SignedDuration::from_secs(150);
+        let done = decide(&o, &Paths::default(), None, after);
+        assert!(
+            done.steps
+                .iter()
+                .any(|s| matches!(s, Step::DeletePod { pod, .. } if pod == "legacy-1"))
+        );
+    }
+
+    #[test]
+    fn a_member_with_our_hook_is_deleted_at_once() {
+        let spec = three();
+        let mut o = observed(stored(spec.clone()));
+        let mut old = spec;
+        old.version = "2.10.26".into();
+        for s in &decide(&observed(stored(old)), &Paths::default(), None, now()).steps {
+            if let Step::CreatePod(p) = s {
+                o.pods.push(running(p));
+            }
+        }
+        let d = decide(&o, &Paths::default(), None, now());
+        assert!(
+            d.steps
+                .iter()
+                .any(|s| matches!(s, Step::DeletePod { pod, .. } if pod == "legacy-1"))
+        );
+        assert!(
+            !d.steps
+                .iter()
+                .any(|s| matches!(s, Step::SignalLameDuck { .. }))
+        );
     }
 
     #[test]

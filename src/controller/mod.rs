@@ -12,6 +12,7 @@ pub mod cache;
 pub mod context;
 pub mod decide;
 pub mod health;
+pub mod lame_duck;
 pub mod leader;
 pub mod metrics;
 pub mod observe;

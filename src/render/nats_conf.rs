@@ -24,6 +24,7 @@
 //! ([`super::conf_writer`]); keys from Secrets and `config.merge` are quoted too, so nothing
 //! a user writes becomes a variable reference, an `include` or a new key.
 
+use crate::api::choices::ServerNameSource;
 use crate::api::consts::{CLIENT_PORT, CLUSTER_PORT, MONITORING_PORT};
 use crate::api::v1alpha2::Permissions;
 use crate::api::v1beta1::{self as b, NatsClusterSpec};
@@ -94,9 +95,9 @@ pub fn server_name_env(spec: &NatsClusterSpec) -> Option<&'static str> {
     let modern = version::parse(&spec.version)
         .ok()
         .is_none_or(|v| v.supports_cluster_name());
-    match spec.config.as_ref().map(|c| c.server_name.as_str()) {
-        Some("FromEnv") => Some("SERVER_NAME"),
-        Some("PodName") => Some("POD_NAME"),
+    match spec.config.as_ref().and_then(|c| c.server_name) {
+        Some(ServerNameSource::FromEnv) => Some("SERVER_NAME"),
+        Some(ServerNameSource::PodName) => Some("POD_NAME"),
         _ if modern && (super::jetstream_enabled(spec) || spec.mqtt.is_some()) => Some("POD_NAME"),
         _ => None,
     }

@@ -49,6 +49,7 @@ use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
+use crate::api::choices::{AccessMode, AntiAffinity, ReclaimPolicy, ServerNameSource};
 use crate::api::consts::{CLIENT_PORT, CLUSTER_PORT, METRICS_PORT, MONITORING_PORT};
 use crate::api::defaults::{OPERATOR_IMAGE, OPERATOR_IMAGE_TAG};
 use crate::api::v1beta1::{self as b, NatsClusterSpec};
@@ -387,8 +388,8 @@ pub fn member_pod(
     };
     nats.name = NATS_CONTAINER.into();
     nats.image = Some(image(&spec.image, &spec.version));
-    if let Some(p) = non_empty(&spec.image_pull_policy) {
-        nats.image_pull_policy = Some(p);
+    if let Some(p) = spec.image_pull_policy {
+        nats.image_pull_policy = Some(p.to_string());
     }
     let mut command = vec![
         binary.to_string(),
@@ -458,7 +459,7 @@ pub fn member_pod(
     if spec
         .config
         .as_ref()
-        .is_some_and(|c| c.server_name == "FromEnv")
+        .is_some_and(|c| c.server_name == Some(ServerNameSource::FromEnv))
         && !has(&env, "SERVER_NAME")
     {
         env.insert(
@@ -517,7 +518,7 @@ pub fn member_pod(
         all.push(Container {
             name: RELOADER_CONTAINER.into(),
             image: Some(reloader_image),
-            image_pull_policy: non_empty(&r.image_pull_policy),
+            image_pull_policy: r.image_pull_policy.map(|p| p.to_string()),
             command: Some(command),
             resources: r.resources.clone(),
             volume_mounts: Some(sidecar_mounts),
@@ -531,7 +532,7 @@ pub fn member_pod(
         all.push(Container {
             name: METRICS_CONTAINER.into(),
             image: Some(image(&m.image, &m.tag)),
-            image_pull_policy: non_empty(&m.image_pull_policy),
+            image_pull_policy: m.image_pull_policy.map(|p| p.to_string()),
             args: Some(
                 ["-connz", "-routez", "-subz", "-varz", "-prefix=gnatsd"]
                     .into_iter()
@@ -554,7 +555,7 @@ pub fn member_pod(
         init.push(Container {
             name: BOOTCONFIG_CONTAINER.into(),
             image: Some(image(&a.image, &a.tag)),
-            image_pull_policy: non_empty(&a.image_pull_policy),
+            image_pull_policy: a.image_pull_policy.map(|p| p.to_string()),
             env: Some(vec![field_env("KUBERNETES_NODE_NAME", "spec.nodeName")]),
             command: Some(
                 [
@@ -593,7 +594,10 @@ pub fn member_pod(
     if !policy.tolerations.is_empty() {
         ps.tolerations = Some(policy.tolerations.clone());
     }
-    if let Some(anti) = anti_affinity(&policy.anti_affinity, &meta.name) {
+    if let Some(anti) = policy
+        .anti_affinity
+        .map(|kind| anti_affinity(kind, &meta.name))
+    {
         let mut affinity = ps.affinity.take().unwrap_or_default();
         affinity.pod_anti_affinity = Some(anti);
         ps.affinity = Some(affinity);
@@ -668,7 +672,7 @@ pub fn pod_spec_hash(pod: &Pod) -> String {
     sha256_hex(doc.to_string().as_bytes())
 }
 
-fn anti_affinity(kind: &str, cluster: &str) -> Option<PodAntiAffinity> {
+fn anti_affinity(kind: AntiAffinity, cluster: &str) -> PodAntiAffinity {
     let term = PodAffinityTerm {
         label_selector: Some(LabelSelector {
             match_labels: Some(labels::selector(cluster)),
@@ -678,11 +682,11 @@ fn anti_affinity(kind: &str, cluster: &str) -> Option<PodAntiAffinity> {
         ..Default::default()
     };
     match kind {
-        "Required" => Some(PodAntiAffinity {
+        AntiAffinity::Required => PodAntiAffinity {
             required_during_scheduling_ignored_during_execution: Some(vec![term]),
             ..Default::default()
-        }),
-        "Preferred" => Some(PodAntiAffinity {
+        },
+        AntiAffinity::Preferred => PodAntiAffinity {
             preferred_during_scheduling_ignored_during_execution: Some(vec![
                 WeightedPodAffinityTerm {
                     pod_affinity_term: term,
@@ -690,8 +694,7 @@ fn anti_affinity(kind: &str, cluster: &str) -> Option<PodAntiAffinity> {
                 },
             ]),
             ..Default::default()
-        }),
-        _ => None,
+        },
     }
 }
 
@@ -714,7 +717,7 @@ pub fn member_pvc(
             name: Some(pvc_name(&meta.name, pod)),
             namespace: Some(meta.namespace.clone()),
             labels: Some(labels::common(&meta.name, [])),
-            owner_references: if fs.reclaim_policy == "Delete" {
+            owner_references: if fs.reclaim_policy == Some(ReclaimPolicy::Delete) {
                 meta.owner_references()
             } else {
                 None
@@ -723,7 +726,9 @@ pub fn member_pvc(
         },
         spec: Some(PersistentVolumeClaimSpec {
             access_modes: Some(vec![
-                non_empty(&fs.access_mode).unwrap_or_else(|| "ReadWriteOnce".into()),
+                fs.access_mode
+                    .unwrap_or(AccessMode::ReadWriteOnce)
+                    .to_string(),
             ]),
             resources: Some(VolumeResourceRequirements {
                 requests: Some(BTreeMap::from([("storage".to_string(), size)])),
