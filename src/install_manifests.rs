@@ -89,8 +89,10 @@ pub fn namespaced_rules() -> Vec<PolicyRule> {
             &["pods", "services", "secrets", "persistentvolumeclaims"],
             MANAGE,
         ),
-        // Lame duck for member pods without our preStop hook (made by the Go operator).
-        rule(&[""], &["pods/exec"], &["create"]),
+        // Lame duck for member pods without our preStop hook (made by the Go operator):
+        // exec over WebSocket is a GET, authorized as `get` before Kubernetes 1.35 and as
+        // `create` after (the SPDY POST always was).
+        rule(&[""], &["pods/exec"], &["get", "create"]),
         rule(&["policy"], &["poddisruptionbudgets"], MANAGE),
         rule(&["monitoring.coreos.com"], &["podmonitors"], MANAGE),
         rule(&[""], &["serviceaccounts"], WATCH),

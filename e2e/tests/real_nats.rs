@@ -13,6 +13,9 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
+mod common;
+
+use common::{EchoLoad, LoadReport};
 use nats_operator_e2e::monitor;
 use nats_operator_e2e::natscluster::poll;
 use nats_operator_e2e::podrun::{self, ServiceProxy};
@@ -174,81 +177,7 @@ async fn rolling_upgrade_loses_no_request_reply() -> Result<()> {
         wait_full_mesh(&env, "up", 3, &old).await?;
         let proxy = ServiceProxy::start(&env.kubelet, env.ns(), "up", 4222).await?;
         let url = format!("nats://{}", proxy.addr());
-        // Through the Service only (see the JetStream scenario): a rolled member's
-        // advertised pod IP is dead, and reconnecting to it costs seconds.
-        let opts = || {
-            async_nats::ConnectOptions::new()
-                .request_timeout(Some(Duration::from_secs(2)))
-                .ignore_discovered_servers()
-        };
-        let mut responders = Vec::new();
-        // Three responders in a queue group, connected through the Service like the
-        // requester: the Service spreads them over the members, so while one member is in
-        // lame duck the others serve.
-        for i in 0..3 {
-            let c = opts().name(format!("responder-{i}")).connect(&url).await?;
-            let mut sub = c.queue_subscribe("echo", "echoers".into()).await?;
-            let rc = c.clone();
-            responders.push(tokio::spawn(async move {
-                use futures::StreamExt;
-                while let Some(m) = sub.next().await {
-                    if let Some(reply) = m.reply {
-                        let _ = rc.publish(reply, m.payload).await;
-                    }
-                }
-            }));
-            responders.push(tokio::spawn(async move {
-                // Keeps the client alive as long as the responder runs.
-                let _c = c;
-                std::future::pending::<()>().await
-            }));
-        }
-        let requester = opts().name("requester").connect(&url).await?;
-        requester.flush().await?;
-        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let load = {
-            let stop = stop.clone();
-            let c = requester.clone();
-            tokio::spawn(async move {
-                // Core NATS request-reply is at most once: a request in flight on a
-                // connection that lame duck closes is gone, and a client reconnecting
-                // through the Service may first reach a server that is itself stopping.
-                // Users retry idempotent requests within their own deadline; so does this
-                // client (2 s per attempt, for up to 30 s), and what counts is a request
-                // that got no reply within it. Retries and the slowest answer are reported.
-                let (mut ok, mut errors, mut retried) = (0u64, Vec::new(), 0u64);
-                let mut slowest = Duration::ZERO;
-                let mut n = 0u64;
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                    n += 1;
-                    let body = n.to_string();
-                    let mut last = String::new();
-                    let mut answered = false;
-                    let started = Instant::now();
-                    let mut attempts = 0u32;
-                    while started.elapsed() < Duration::from_secs(30) {
-                        attempts += 1;
-                        match c.request("echo", body.clone().into()).await {
-                            Ok(m) if m.payload == body.as_bytes() => {
-                                answered = true;
-                                break;
-                            }
-                            Ok(m) => last = format!("wrong reply {:?}", m.payload),
-                            Err(e) => last = e.to_string(),
-                        }
-                    }
-                    retried += u64::from(attempts > 1);
-                    slowest = slowest.max(started.elapsed());
-                    if answered {
-                        ok += 1;
-                    } else {
-                        errors.push(format!("#{n}: {last}"));
-                    }
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-                (ok, errors, retried, slowest)
-            })
-        };
+        let load = EchoLoad::start(&url).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let t0 = Instant::now();
         env.patch_spec("up", json!({"version": new})).await?;
@@ -256,8 +185,12 @@ async fn rolling_upgrade_loses_no_request_reply() -> Result<()> {
         env.wait_ready("up", 3).await?;
         let roll = t0.elapsed();
         tokio::time::sleep(Duration::from_secs(2)).await;
-        stop.store(true, std::sync::atomic::Ordering::Relaxed);
-        let (ok, errors, retried, slowest) = load.await?;
+        let LoadReport {
+            ok,
+            errors,
+            retried,
+            slowest,
+        } = load.finish().await?;
         println!(
             "NUMBERS upgrade {old} -> {new}: rolling upgrade of 3 members {:.1} s; request-reply {ok} answered, {} lost, {retried} needed a retry, slowest answer {:.1} s",
             roll.as_secs_f64(),
@@ -268,9 +201,6 @@ async fn rolling_upgrade_loses_no_request_reply() -> Result<()> {
         anyhow::ensure!(ok > 100, "only {ok} requests went through");
         for m in members("up", 3) {
             anyhow::ensure!(entered_lame_duck(&env, &m), "{m} was replaced without lame duck mode");
-        }
-        for r in responders {
-            r.abort();
         }
 
         // Scale down: 3 -> 1, highest index first, each in lame duck.

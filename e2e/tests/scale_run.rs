@@ -54,19 +54,30 @@ async fn scale_run_when_requested() -> Result<()> {
 
 /// `(VmHWM, VmRSS)` of a process, in bytes.
 fn memory(pid: u32) -> Option<(u64, u64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    let kb = |key: &str| -> Option<u64> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))?
-            .trim()
-            .trim_end_matches("kB")
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .map(|k| k * 1024)
-    };
-    Some((kb("VmHWM:")?, kb("VmRSS:")?))
+    Some((status_kb(pid, "VmHWM:")?, status_kb(pid, "VmRSS:")?))
+}
+
+/// Resident memory split into anonymous (heap, stacks) and file-backed (the binary's
+/// pages), to tell what the operator allocates from what it maps.
+fn resident_split(pid: u32) -> String {
+    match (status_kb(pid, "RssAnon:"), status_kb(pid, "RssFile:")) {
+        (Some(anon), Some(file)) => format!("anon {} + file {}", mb(anon), mb(file)),
+        _ => "?".into(),
+    }
+}
+
+/// A `/proc/<pid>/status` value in bytes.
+fn status_kb(pid: u32, key: &str) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()
+        .map(|k| k * 1024)
 }
 
 fn mb(bytes: u64) -> String {
@@ -236,6 +247,7 @@ async fn scale_run() -> Result<()> {
     .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (idle_hwm, idle_rss) = memory(pid).unwrap_or_default();
+    let idle_split = resident_split(pid);
 
     let before_text = cluster.metrics_text().await?;
     let (before_all, before_writes) = request_totals(&before_text);
@@ -305,6 +317,7 @@ async fn scale_run() -> Result<()> {
     let after_text = cluster.metrics_text().await?;
     let (after_all, after_writes) = request_totals(&after_text);
     let (hwm, rss) = memory(pid).context("reading the operator's memory")?;
+    let ready_split = resident_split(pid);
 
     // A quiet period: what the operator does once everything is Ready.
     tokio::time::sleep(Duration::from_secs(10)).await;
@@ -358,6 +371,7 @@ async fn scale_run() -> Result<()> {
         mb(hwm_quiet),
         mb(TARGET_RSS_BYTES)
     );
+    eprintln!("operator resident      idle {idle_split}; at Ready {ready_split}");
     eprintln!("operator stop          {stopped}");
     eprintln!("operator log           {}", process.log.display());
 

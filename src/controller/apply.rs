@@ -189,6 +189,11 @@ pub async fn apply(ctx: &Context, o: &Observed, d: &Decision) -> Result<Outcome,
                     .await;
                 }
                 Err(why) => {
+                    let hint = if why.contains("forbidden") {
+                        " (grant the operator pods/exec, as manifests/ does, to drain them first)"
+                    } else {
+                        ""
+                    };
                     event(
                         ctx,
                         cluster,
@@ -196,7 +201,7 @@ pub async fn apply(ctx: &Context, o: &Observed, d: &Decision) -> Result<Outcome,
                         "LameDuckUnavailable",
                         "Delete",
                         format!(
-                            "could not put {pod} into lame duck ({why}); it is deleted without it and its clients reconnect to the other members (allow the operator pods/exec to drain them first)"
+                            "could not put {pod} into lame duck ({why}); it is deleted without it and its clients reconnect to the other members{hint}"
                         ),
                     )
                     .await;

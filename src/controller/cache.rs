@@ -484,14 +484,10 @@ where
 
 fn keep<K>(_: &mut K) {}
 
-/// The reconciler reads a pod's labels, annotations, owners, phase and conditions only.
+/// The reconciler reads a pod's labels, annotations, owners, phase and conditions, and
+/// what [`super::lame_duck::stage`] needs of its `nats` container.
 fn prune_pod(pod: &mut Pod) {
-    pod.spec = None;
-    if let Some(status) = pod.status.as_mut() {
-        status.container_statuses = None;
-        status.init_container_statuses = None;
-        status.ephemeral_container_statuses = None;
-    }
+    super::lame_duck::prune(pod);
 }
 
 /// Whether the operator needs the values of `secret`: its config Secrets (controlled by

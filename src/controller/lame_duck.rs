@@ -14,7 +14,10 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Container, Pod};
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState, ContainerStateTerminated, ContainerStatus, Lifecycle,
+    LifecycleHandler, Pod, PodSpec,
+};
 use k8s_openapi::jiff::Timestamp;
 use kube::Api;
 use kube::api::AttachParams;
@@ -97,7 +100,10 @@ pub async fn signal(pods: &Api<Pod>, pod: &str, command: &[String]) -> Result<()
         let mut process = pods
             .exec(pod, command.iter().map(String::as_str), &params)
             .await
-            .map_err(|e| e.to_string())?;
+            .map_err(|e| match e {
+                kube::Error::Api(s) => s.message,
+                other => other.to_string(),
+            })?;
         let status = match process.take_status() {
             Some(s) => s.await,
             None => None,
@@ -113,6 +119,56 @@ pub async fn signal(pods: &Api<Pod>, pod: &str, command: &[String]) -> Result<()
     tokio::time::timeout(EXEC_TIMEOUT, run)
         .await
         .unwrap_or(Ok(()))
+}
+
+/// Drops all of `pod` that [`stage`] does not read from its spec and container statuses
+/// (the pod cache keeps what is left): the `nats` container's first command word and
+/// whether it has a `preStop` hook, and when its runs terminated.
+pub fn prune(pod: &mut Pod) {
+    let nats = pod
+        .spec
+        .take()
+        .and_then(|s| s.containers.into_iter().find(|c| c.name == NATS_CONTAINER));
+    pod.spec = nats.map(|c| PodSpec {
+        containers: vec![Container {
+            name: c.name,
+            command: c.command.map(|mut words| {
+                words.truncate(1);
+                words
+            }),
+            lifecycle: c.lifecycle.and_then(|l| l.pre_stop).map(|_| Lifecycle {
+                pre_stop: Some(LifecycleHandler::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }],
+        ..Default::default()
+    });
+    if let Some(status) = pod.status.as_mut() {
+        let ended = |s: Option<ContainerState>| {
+            s.and_then(|s| s.terminated).map(|t| ContainerState {
+                terminated: Some(ContainerStateTerminated {
+                    finished_at: t.finished_at,
+                    exit_code: t.exit_code,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            })
+        };
+        status.container_statuses = status.container_statuses.take().map(|all| {
+            all.into_iter()
+                .filter(|c| c.name == NATS_CONTAINER)
+                .map(|c| ContainerStatus {
+                    name: c.name,
+                    state: ended(c.state),
+                    last_state: ended(c.last_state),
+                    ..Default::default()
+                })
+                .collect()
+        });
+        status.init_container_statuses = None;
+        status.ephemeral_container_statuses = None;
+    }
 }
 
 fn nats_container(pod: &Pod) -> Option<&Container> {
@@ -313,6 +369,54 @@ mod tests {
             stage(&restarted_at("2026-12-03T09:00:00Z"), now, WAIT),
             Stage::Draining(_)
         ));
+    }
+
+    /// The pod cache keeps only what `stage` reads; it decides the same on what is left.
+    #[test]
+    fn the_pruned_pod_decides_the_same() {
+        let now = t("2026-12-03T10:01:00Z");
+        let mut hooked = go_made();
+        hooked.spec.as_mut().unwrap().containers[0].lifecycle = Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let mut exited = signalled(go_made(), "2026-12-03T10:00:00Z");
+        exited
+            .status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()[0]
+            .last_state = Some(ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                finished_at: Some(Time(t("2026-12-03T10:00:30Z"))),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        let mut sidecar = go_made();
+        sidecar.spec.as_mut().unwrap().containers.insert(
+            0,
+            Container {
+                name: "reloader".into(),
+                ..Default::default()
+            },
+        );
+        for pod in [
+            go_made(),
+            hooked,
+            signalled(go_made(), "2026-12-03T10:00:00Z"),
+            exited,
+            sidecar,
+        ] {
+            let mut pruned = pod.clone();
+            prune(&mut pruned);
+            assert_eq!(stage(&pruned, now, WAIT), stage(&pod, now, WAIT), "{pod:?}");
+        }
     }
 
     #[test]

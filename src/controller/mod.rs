@@ -38,6 +38,13 @@ use crate::api::v1beta1::NatsCluster;
 use crate::render::Paths;
 use cache::Caches;
 
+/// Triggers of one cluster within this window make one reconcile: members becoming ready
+/// one after another are one status write, not one each.
+const DEBOUNCE: Duration = Duration::from_millis(500);
+/// Reconciles in flight at once: each holds a rendered desired state and its requests, so
+/// a burst of new clusters is worked through in batches instead of all at once.
+const CONCURRENCY: u16 = 16;
+
 /// How often orphaned bound-token Secrets are looked for besides cluster deletions.
 const SWEEP_PERIOD: Duration = Duration::from_secs(300);
 
@@ -162,6 +169,11 @@ pub async fn run_with(
         .watches_shared_stream(caches.secrets.changes(), move |secret: Arc<Secret>| {
             secret_triggers(&secret, &clusters.state(), &scope)
         })
+        .with_config(
+            kube::runtime::controller::Config::default()
+                .debounce(DEBOUNCE)
+                .concurrency(CONCURRENCY),
+        )
         .graceful_shutdown_on(async move {
             let _ = stop.wait_for(|s| *s).await;
         })
