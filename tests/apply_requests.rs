@@ -201,6 +201,18 @@ fn with_children_in_sync(mut o: Observed) -> Observed {
     o
 }
 
+/// Members of 2.10.26 made by `members`, in sync, with the spec now asking for 2.10.27.
+fn upgraded(members: fn(&Observed) -> Vec<Arc<Pod>>) -> Observed {
+    let mut o = with_children_in_sync(observed(stored(spec(3, "2.10.26"))));
+    o.pods = members(&o);
+    let c = stored(spec(3, "2.10.27"));
+    Observed {
+        cluster: at_read_time(&c),
+        stored: Arc::new(c),
+        ..o
+    }
+}
+
 const EVENT: &str = "POST /apis/events.k8s.io/v1/namespaces/ns/events";
 const APPLY: &str = "(application/apply-patch+yaml)";
 
@@ -253,14 +265,7 @@ async fn a_scale_down_deletes_the_highest_member_only() {
 
 #[tokio::test]
 async fn a_version_change_rolls_one_member_and_rewrites_nothing_else() {
-    let mut o = with_children_in_sync(observed(stored(spec(3, "2.10.26"))));
-    o.pods = running_members(&o);
-    let c = stored(spec(3, "2.10.27"));
-    let o = Observed {
-        cluster: at_read_time(&c),
-        stored: Arc::new(c),
-        ..o
-    };
+    let o = upgraded(running_members);
     assert_eq!(
         requests_of(&o).await,
         [
@@ -307,14 +312,7 @@ fn go_made(o: &Observed) -> Vec<Arc<Pod>> {
 
 #[tokio::test]
 async fn a_member_without_a_hook_is_signalled_by_exec_and_deleted_with_a_warning_when_exec_fails() {
-    let mut o = with_children_in_sync(observed(stored(spec(3, "2.10.26"))));
-    o.pods = go_made(&o);
-    let c = stored(spec(3, "2.10.27"));
-    let o = Observed {
-        cluster: at_read_time(&c),
-        stored: Arc::new(c),
-        ..o
-    };
+    let o = upgraded(go_made);
     // The mock answers the exec with 200, not 101 Switching Protocols, as an apiserver
     // whose node cannot stream would: the pod is deleted anyway, after a Warning.
     assert_eq!(

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use common::{EchoLoad, LoadReport};
+use common::EchoLoad;
 use k8s_openapi::api::core::v1::{Event, Pod};
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client, ResourceExt};
@@ -90,6 +90,22 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
         .cloned()
         .context("no nats-server version")?;
     let kubectl = |args: &[&str], stdin: Option<&str>| cluster.kubectl_run_stdin(args, stdin);
+    let read_v1beta1 = || -> Result<Value> {
+        let get = kubectl(
+            &[
+                "get",
+                "natsclusters.v1beta1.nats.io",
+                CLUSTER,
+                "-n",
+                NS,
+                "-o",
+                "json",
+            ],
+            None,
+        )?;
+        get.ensure_success()?;
+        get.json()
+    };
 
     // The Go operator's world.
     kubectl(
@@ -175,12 +191,7 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
     full_mesh(kubelet, &members, &version).await?;
     let takeover = t0.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let LoadReport {
-        ok,
-        errors,
-        retried,
-        slowest,
-    } = load.finish().await?;
+    let report = load.finish().await?;
     let order = tracker.deletion_order();
     let (unavailable, worst) = tracker.max_unavailable();
     for (m, old) in &go_uids {
@@ -195,24 +206,12 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
         "{unavailable} members were down at once: {worst}"
     );
     ensure!(
-        errors.is_empty(),
-        "requests lost during the takeover: {errors:?}"
+        report.errors.is_empty(),
+        "requests lost during the takeover: {:?}",
+        report.errors
     );
-    ensure!(ok > 100, "only {ok} requests went through");
-    let stored = kubectl(
-        &[
-            "get",
-            "natsclusters.v1beta1.nats.io",
-            CLUSTER,
-            "-n",
-            NS,
-            "-o",
-            "json",
-        ],
-        None,
-    )?
-    .ensure_success()?
-    .json()?;
+    ensure!(report.ok > 100, "only {} requests went through", report.ok);
+    let stored = read_v1beta1()?;
     ensure!(
         stored["spec"]["version"] == version.as_str(),
         "version changed: {}",
@@ -246,20 +245,7 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
     )?;
     listed.ensure_success()?;
     kubectl(&["replace", "-f", "-"], Some(&listed.stdout))?.ensure_success()?;
-    let restored = kubectl(
-        &[
-            "get",
-            "natsclusters.v1beta1.nats.io",
-            CLUSTER,
-            "-n",
-            NS,
-            "-o",
-            "json",
-        ],
-        None,
-    )?
-    .ensure_success()?
-    .json()?;
+    let restored = read_v1beta1()?;
     ensure!(
         restored["spec"]["image"] == "nats",
         "not re-stored with defaults: {restored:#}"
@@ -277,10 +263,8 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
         "re-storing as v1beta1 rolled members: before {ours:?}, after {after:?}"
     );
     println!(
-        "NUMBERS migration: Go-made cluster of 3 ({version}) taken over in {:.1} s from the README's apply; request-reply {ok} answered, {} lost, {retried} needed a retry, slowest answer {:.1} s; at most {unavailable} member down; lame duck signalled for {signalled} of 3, refused (the test kubelet serves no exec) for {refused}; re-store as v1beta1 rolled 0",
+        "NUMBERS migration: Go-made cluster of 3 ({version}) taken over in {:.1} s from the README's apply; {report}; at most {unavailable} member down; lame duck signalled for {signalled} of 3, refused (the test kubelet serves no exec) for {refused}; re-store as v1beta1 rolled 0",
         takeover.as_secs_f64(),
-        errors.len(),
-        slowest.as_secs_f64()
     );
     Ok(())
 }

@@ -15,7 +15,7 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::Api;
 mod common;
 
-use common::{EchoLoad, LoadReport};
+use common::EchoLoad;
 use nats_operator_e2e::monitor;
 use nats_operator_e2e::natscluster::poll;
 use nats_operator_e2e::podrun::{self, ServiceProxy};
@@ -185,31 +185,35 @@ async fn rolling_upgrade_loses_no_request_reply() -> Result<()> {
         env.wait_ready("up", 3).await?;
         let roll = t0.elapsed();
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let LoadReport {
-            ok,
-            errors,
-            retried,
-            slowest,
-        } = load.finish().await?;
+        let report = load.finish().await?;
         println!(
-            "NUMBERS upgrade {old} -> {new}: rolling upgrade of 3 members {:.1} s; request-reply {ok} answered, {} lost, {retried} needed a retry, slowest answer {:.1} s",
+            "NUMBERS upgrade {old} -> {new}: rolling upgrade of 3 members {:.1} s; {report}",
             roll.as_secs_f64(),
-            errors.len(),
-            slowest.as_secs_f64()
         );
-        anyhow::ensure!(errors.is_empty(), "request-reply errors during the roll: {errors:?}");
-        anyhow::ensure!(ok > 100, "only {ok} requests went through");
+        anyhow::ensure!(
+            report.errors.is_empty(),
+            "request-reply errors during the roll: {:?}",
+            report.errors
+        );
+        anyhow::ensure!(report.ok > 100, "only {} requests went through", report.ok);
         for m in members("up", 3) {
-            anyhow::ensure!(entered_lame_duck(&env, &m), "{m} was replaced without lame duck mode");
+            anyhow::ensure!(
+                entered_lame_duck(&env, &m),
+                "{m} was replaced without lame duck mode"
+            );
         }
 
         // Scale down: 3 -> 1, highest index first, each in lame duck.
-        let tracker = nats_operator_e2e::natscluster::PodTracker::start(&env.client, env.ns(), "up").await?;
+        let tracker =
+            nats_operator_e2e::natscluster::PodTracker::start(&env.client, env.ns(), "up").await?;
         env.patch_spec("up", json!({"size": 1})).await?;
         env.wait_ready("up", 1).await?;
         wait_full_mesh(&env, "up", 1, &new).await?;
         let order = tracker.deletion_order();
-        anyhow::ensure!(order == vec!["up-3".to_string(), "up-2".to_string()], "scale-down order {order:?}");
+        anyhow::ensure!(
+            order == vec!["up-3".to_string(), "up-2".to_string()],
+            "scale-down order {order:?}"
+        );
         anyhow::Ok(())
     }
     .await;

@@ -263,6 +263,19 @@ mod tests {
         }
     }
 
+    /// A Go-made pod whose template gave the `nats` container its own preStop hook.
+    fn hooked() -> Pod {
+        let mut pod = go_made();
+        pod.spec.as_mut().unwrap().containers[0].lifecycle = Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction::default()),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        pod
+    }
+
     fn signalled(mut pod: Pod, at: &str) -> Pod {
         pod.metadata
             .annotations
@@ -299,14 +312,7 @@ mod tests {
     #[test]
     fn a_pod_with_a_hook_or_not_running_is_deleted_directly() {
         let now = t("2026-12-03T10:00:00Z");
-        let mut hooked = go_made();
-        hooked.spec.as_mut().unwrap().containers[0].lifecycle = Some(Lifecycle {
-            pre_stop: Some(LifecycleHandler {
-                exec: Some(ExecAction::default()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+        let hooked = hooked();
         assert_eq!(stage(&hooked, now, WAIT), Stage::Delete);
         let mut pending = go_made();
         pending.status.as_mut().unwrap().phase = Some("Pending".into());
@@ -375,14 +381,7 @@ mod tests {
     #[test]
     fn the_pruned_pod_decides_the_same() {
         let now = t("2026-12-03T10:01:00Z");
-        let mut hooked = go_made();
-        hooked.spec.as_mut().unwrap().containers[0].lifecycle = Some(Lifecycle {
-            pre_stop: Some(LifecycleHandler {
-                exec: Some(ExecAction::default()),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+        let hooked = hooked();
         let mut exited = signalled(go_made(), "2026-12-03T10:00:00Z");
         exited
             .status

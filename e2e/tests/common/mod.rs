@@ -17,6 +17,19 @@ pub struct LoadReport {
     pub slowest: Duration,
 }
 
+impl std::fmt::Display for LoadReport {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "request-reply {} answered, {} lost, {} needed a retry, slowest answer {:.1} s",
+            self.ok,
+            self.errors.len(),
+            self.retried,
+            self.slowest.as_secs_f64()
+        )
+    }
+}
+
 /// Request-reply load through a client Service: three responders in a queue group and one
 /// requester, all connected through the Service as users' clients are (a rolled member's
 /// advertised pod IP is dead, and reconnecting to it costs seconds).
