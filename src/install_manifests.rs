@@ -210,6 +210,12 @@ fn probe(path: &str, period: i32) -> Probe {
     }
 }
 
+/// Allocator settings the operator runs with (the image sets them too). mimalloc commits
+/// its arenas eagerly by default; lazily, 200 NatsClusters x 3 peak at 36.6 MB instead of
+/// 56 MB, with no measurable cost in time (`scale_run`). mimalloc reads them before
+/// `main`, so they can only come from the environment.
+pub const ALLOCATOR_ENV: &[(&str, &str)] = &[("MIMALLOC_ARENA_EAGER_COMMIT", "0")];
+
 /// An environment variable from a field of the pod (the downward API).
 fn field_env(name: &str, field_path: &str) -> EnvVar {
     EnvVar {
@@ -236,10 +242,19 @@ pub fn deployment() -> Deployment {
         args: Some(vec!["run".into()]),
         // The namespace it runs in, and its own name: each replica's identity in the leader
         // Lease (`--pod-name`); replicas with one identity would all lead at once.
-        env: Some(vec![
-            field_env("MY_POD_NAMESPACE", "metadata.namespace"),
-            field_env("MY_POD_NAME", "metadata.name"),
-        ]),
+        env: Some(
+            [
+                field_env("MY_POD_NAMESPACE", "metadata.namespace"),
+                field_env("MY_POD_NAME", "metadata.name"),
+            ]
+            .into_iter()
+            .chain(ALLOCATOR_ENV.iter().map(|(name, value)| EnvVar {
+                name: (*name).into(),
+                value: Some((*value).into()),
+                ..Default::default()
+            }))
+            .collect(),
+        ),
         ports: Some(vec![port("webhook", 8443), port("health", 8080)]),
         readiness_probe: Some(probe("/readyz", 5)),
         liveness_probe: Some(probe("/healthz", 10)),

@@ -12,7 +12,8 @@ use nats_operator::yaml_stream::convert_stream;
 
 /// The process allocator: webhook bodies and conversions are many short-lived JSON
 /// trees, which mimalloc serves far more cheaply than glibc's malloc (measured in
-/// `benches/webhook_load.rs`). Chosen here, by the binary, not by the library.
+/// `benches/webhook_load.rs`). Chosen here, by the binary, not by the library. Its
+/// settings come from the environment (`install_manifests::ALLOCATOR_ENV`).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
@@ -189,6 +190,9 @@ fn init_tracing() {
         .try_init();
 }
 
+/// Threads of the `run` runtime's blocking pool.
+const BLOCKING_THREADS: usize = 8;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
@@ -196,6 +200,10 @@ fn main() -> ExitCode {
         Command::Run(args) => {
             let runtime = match tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
+                // Admission decisions run on the blocking pool (a panic there is contained):
+                // they take milliseconds of CPU, so a burst of them needs a few threads, not
+                // one each, and every extra thread keeps its own stack and allocator heap.
+                .max_blocking_threads(BLOCKING_THREADS)
                 .build()
             {
                 Ok(rt) => rt,

@@ -208,6 +208,12 @@ async fn scale_run() -> Result<()> {
             "scale-run",
         ])
         .env("KUBECONFIG", &kubeconfig)
+        // As the Deployment runs it.
+        .envs(
+            nats_operator::install_manifests::ALLOCATOR_ENV
+                .iter()
+                .copied(),
+        )
         .env(
             "RUST_LOG",
             std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
