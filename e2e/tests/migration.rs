@@ -218,8 +218,8 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
         stored["spec"]["version"]
     );
     // Lame duck for pods without a preStop hook goes through pods/exec; the process
-    // kubelet serves no exec, so here the operator must say so for each member (one Event
-    // with a count: the recorder aggregates Events of one reason).
+    // kubelet serves no exec, so here the operator must say so for each member, in an
+    // Event of its own (related to the pod, so the recorder does not fold them into one).
     let said = events(client).await;
     let count = |reason: &str| -> i32 {
         said.iter()
@@ -231,8 +231,16 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
     for (reason, message, n) in said.iter().filter(|(r, _, _)| r.starts_with("LameDuck")) {
         println!("Event {reason} (x{n}): {message}");
     }
+    let named = members
+        .iter()
+        .filter(|m| {
+            said.iter().any(|(reason, message, _)| {
+                reason.starts_with("LameDuck") && message.contains(&format!("{m} "))
+            })
+        })
+        .count();
     ensure!(
-        signalled + refused == 3,
+        signalled + refused == 3 && named == 3,
         "the operator did not try lame duck before each Go-made member: {said:#?}"
     );
 

@@ -8,7 +8,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, Patch, PatchParams, PostParams};
 use serde_json::json;
 
-use super::context::{Context, Error, MANAGER, event, kube_err};
+use super::context::{Context, Error, MANAGER, event, kube_err, member_event};
 use super::decide::{ChildKind, Decision, Step};
 use super::lame_duck;
 use super::observe::Observed;
@@ -176,9 +176,10 @@ pub async fn apply(ctx: &Context, o: &Observed, d: &Decision) -> Result<Outcome,
                         Err(e) if not_found(&e) => {}
                         Err(e) => return Err(kube_err(format!("annotate Pod {ns}/{pod}"))(e)),
                     }
-                    event(
+                    member_event(
                         ctx,
                         cluster,
+                        pod,
                         EventType::Normal,
                         "LameDuck",
                         "Delete",
@@ -194,9 +195,10 @@ pub async fn apply(ctx: &Context, o: &Observed, d: &Decision) -> Result<Outcome,
                     } else {
                         ""
                     };
-                    event(
+                    member_event(
                         ctx,
                         cluster,
+                        pod,
                         EventType::Warning,
                         "LameDuckUnavailable",
                         "Delete",
@@ -326,9 +328,10 @@ async fn delete_pod(
         Err(e) if not_found(&e) => {}
         Err(e) => return Err(kube_err(format!("delete Pod {ns}/{pod}"))(e)),
     }
-    event(
+    member_event(
         ctx,
         cluster,
+        pod,
         EventType::Normal,
         "MemberDeleted",
         "Delete",

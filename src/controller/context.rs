@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::{Pod, Secret, Service};
+use k8s_openapi::api::core::v1::{ObjectReference, Pod, Secret, Service};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Resource;
 use kube::runtime::events::{Event, EventType, Recorder};
@@ -233,12 +233,46 @@ pub(crate) async fn event(
     action: &str,
     note: String,
 ) {
+    publish(ctx, cluster, type_, reason, action, note, None).await;
+}
+
+/// Publishes an Event about `cluster` that concerns its member `pod` (the Event's related
+/// object). The recorder folds repeats by reason and related object, not by note, so
+/// without it the deletions of three members read as one "deleted <first>" with count 3.
+pub(crate) async fn member_event(
+    ctx: &Context,
+    cluster: &NatsCluster,
+    pod: &str,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+) {
+    let related = ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Pod".into()),
+        name: Some(pod.into()),
+        namespace: cluster.metadata.namespace.clone(),
+        ..Default::default()
+    };
+    publish(ctx, cluster, type_, reason, action, note, Some(related)).await;
+}
+
+async fn publish(
+    ctx: &Context,
+    cluster: &NatsCluster,
+    type_: EventType,
+    reason: &str,
+    action: &str,
+    note: String,
+    secondary: Option<ObjectReference>,
+) {
     let ev = Event {
         type_,
         reason: reason.into(),
         note: Some(fit_event_note(note)),
         action: action.into(),
-        secondary: None,
+        secondary,
     };
     if let Err(e) = ctx.recorder.publish(&ev, &cluster.object_ref(&())).await {
         tracing::warn!(error = %e, "cannot publish event");
