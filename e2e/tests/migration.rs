@@ -9,7 +9,7 @@
 //! (`kubectl apply --server-side --force-conflicts -k manifests/overlays/cluster-scoped`),
 //! and the operator runs from those manifests. It must replace every member one at a time
 //! with the same image and version, losing no request; then step 4 (re-store every object
-//! as v1beta1) must roll nothing.
+//! as v1beta1, then drop v1alpha2 from the CRDs' stored versions) must roll nothing.
 
 mod common;
 
@@ -258,6 +258,45 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
         restored["spec"]["image"] == "nats",
         "not re-stored with defaults: {restored:#}"
     );
+    for crd in ["natsclusters.nats.io", "natsserviceroles.nats.io"] {
+        kubectl(
+            &[
+                "patch",
+                "crd",
+                crd,
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                r#"{"status":{"storedVersions":["v1beta1"]}}"#,
+            ],
+            None,
+        )?
+        .ensure_success()?;
+        let stored = kubectl(
+            &["get", "crd", crd, "-o", "jsonpath={.status.storedVersions}"],
+            None,
+        )?;
+        stored.ensure_success()?;
+        ensure!(
+            stored.stdout.trim() == r#"["v1beta1"]"#,
+            "{crd} storedVersions {}",
+            stored.stdout
+        );
+    }
+    // Manifests in git keep working: the object still reads as v1alpha2.
+    kubectl(
+        &[
+            "get",
+            "natsclusters.v1alpha2.nats.io",
+            CLUSTER,
+            "-n",
+            NS,
+            "-o",
+            "json",
+        ],
+        None,
+    )?
+    .ensure_success()?;
     tokio::time::sleep(Duration::from_secs(20)).await;
     let after: BTreeMap<String, String> = pods
         .list(&ListParams::default().labels(&format!("nats_cluster={CLUSTER}")))
