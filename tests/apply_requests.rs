@@ -20,8 +20,8 @@ use nats_operator::controller::Scope;
 use nats_operator::controller::apply::apply;
 use nats_operator::controller::context::Context;
 use nats_operator::controller::decide::{Step, decide};
-use nats_operator::controller::observe::{Observed, PodMonitorSeen};
-use nats_operator::render::{ClusterMeta, Paths};
+use nats_operator::controller::observe::Observed;
+use nats_operator::render::Paths;
 use serde_json::{Value, json};
 use tower_test::mock::Handle;
 
@@ -113,22 +113,9 @@ fn stored(spec: NatsClusterSpec) -> NatsCluster {
 }
 
 fn observed(c: NatsCluster) -> Observed {
-    let cluster = at_read_time(&c);
-    Observed {
-        meta: Ok(ClusterMeta::of(&cluster).unwrap()),
-        stored: Arc::new(c),
-        cluster,
-        pods: Vec::new(),
-        auth_secrets: BTreeMap::new(),
-        bindings: Vec::new(),
-        token_secrets: Vec::new(),
-        services: BTreeMap::new(),
-        config_secret: None,
-        disruption_budget: None,
-        pod_monitor: PodMonitorSeen::NotAsked,
-        claims: None,
-        pending: Default::default(),
-    }
+    let o = Observed::new(Arc::new(c));
+    assert!(o.meta.is_ok(), "{:?}", o.meta);
+    o
 }
 
 fn spec(size: i32, version: &str) -> NatsClusterSpec {

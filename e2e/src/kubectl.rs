@@ -116,6 +116,19 @@ impl TestCluster {
         self.kubectl_run_stdin(args, None)
     }
 
+    /// NatsCluster `ns/name` as `version` (`v1alpha2`, `v1beta1`) reads, through kubectl.
+    pub fn natscluster_json(
+        &self,
+        version: &str,
+        ns: &str,
+        name: &str,
+    ) -> Result<serde_json::Value> {
+        let resource = format!("natsclusters.{version}.nats.io");
+        let run = self.kubectl_run(&["get", &resource, name, "-n", ns, "-o", "json"])?;
+        run.ensure_success()?;
+        run.json()
+    }
+
     /// Like [`TestCluster::kubectl_run`], with `stdin` piped in (for `-f -`).
     pub fn kubectl_run_stdin(&self, args: &[&str], stdin: Option<&str>) -> Result<KubectlRun> {
         let mut cmd: Command = self.try_kubectl()?;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail, ensure};
 use common::EchoLoad;
 use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{ListParams, PostParams};
+use kube::api::ListParams;
 use kube::{Api, Client, ResourceExt};
 use nats_operator::install_manifests::{NAME, NAMESPACE};
 use nats_operator::render::POD_SPEC_HASH_ANNOTATION;
@@ -90,22 +90,6 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
         .cloned()
         .context("no nats-server version")?;
     let kubectl = |args: &[&str], stdin: Option<&str>| cluster.kubectl_run_stdin(args, stdin);
-    let read_v1beta1 = || -> Result<Value> {
-        let get = kubectl(
-            &[
-                "get",
-                "natsclusters.v1beta1.nats.io",
-                CLUSTER,
-                "-n",
-                NS,
-                "-o",
-                "json",
-            ],
-            None,
-        )?;
-        get.ensure_success()?;
-        get.json()
-    };
 
     // The Go operator's world.
     kubectl(
@@ -149,9 +133,21 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
         .as_str()
         .context("stored NatsCluster without uid")?
         .to_string();
-    for object in go_children(&uid, &version) {
-        create(client, &object).await?;
-    }
+    let children =
+        json!({"apiVersion": "v1", "kind": "List", "items": go_children(&uid, &version)});
+    kubectl(
+        &[
+            "create",
+            "--field-manager",
+            "nats-operator",
+            "-n",
+            NS,
+            "-f",
+            "-",
+        ],
+        Some(&children.to_string()),
+    )?
+    .ensure_success()?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     let members: Vec<String> = (1..=3).map(|i| format!("{CLUSTER}-{i}")).collect();
     let go_uids = wait_members(&pods, &members, Duration::from_secs(120), |_| true).await?;
@@ -211,7 +207,7 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
         report.errors
     );
     ensure!(report.ok > 100, "only {} requests went through", report.ok);
-    let stored = read_v1beta1()?;
+    let stored = cluster.natscluster_json("v1beta1", NS, CLUSTER)?;
     ensure!(
         stored["spec"]["version"] == version.as_str(),
         "version changed: {}",
@@ -253,7 +249,7 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
     )?;
     listed.ensure_success()?;
     kubectl(&["replace", "-f", "-"], Some(&listed.stdout))?.ensure_success()?;
-    let restored = read_v1beta1()?;
+    let restored = cluster.natscluster_json("v1beta1", NS, CLUSTER)?;
     ensure!(
         restored["spec"]["image"] == "nats",
         "not re-stored with defaults: {restored:#}"
@@ -284,19 +280,7 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
         );
     }
     // Manifests in git keep working: the object still reads as v1alpha2.
-    kubectl(
-        &[
-            "get",
-            "natsclusters.v1alpha2.nats.io",
-            CLUSTER,
-            "-n",
-            NS,
-            "-o",
-            "json",
-        ],
-        None,
-    )?
-    .ensure_success()?;
+    cluster.natscluster_json("v1alpha2", NS, CLUSTER)?;
     tokio::time::sleep(Duration::from_secs(20)).await;
     let after: BTreeMap<String, String> = pods
         .list(&ListParams::default().labels(&format!("nats_cluster={CLUSTER}")))
@@ -506,35 +490,6 @@ fn go_children(uid: &str, version: &str) -> Vec<Value> {
         }));
     }
     out
-}
-
-/// Creates `object` in [`NS`] with the Go operator's field manager, before any webhook of
-/// ours exists.
-async fn create(client: &Client, object: &Value) -> Result<()> {
-    let kind = object["kind"].as_str().unwrap_or_default();
-    let pp = PostParams {
-        field_manager: Some("nats-operator".into()),
-        ..Default::default()
-    };
-    match kind {
-        "Pod" => {
-            Api::<Pod>::namespaced(client.clone(), NS)
-                .create(&pp, &serde_json::from_value(object.clone())?)
-                .await?;
-        }
-        "Service" => {
-            Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), NS)
-                .create(&pp, &serde_json::from_value(object.clone())?)
-                .await?;
-        }
-        "Secret" => {
-            Api::<k8s_openapi::api::core::v1::Secret>::namespaced(client.clone(), NS)
-                .create(&pp, &serde_json::from_value(object.clone())?)
-                .await?;
-        }
-        other => bail!("unexpected kind {other}"),
-    }
-    Ok(())
 }
 
 /// `(reason, message, count)` of every Event in [`NS`].

@@ -294,18 +294,7 @@ async fn a_cluster_stored_without_defaults_reconciles_like_a_defaulted_one() -> 
     op.apply_webhook_configurations().await?;
     op.wait_until_webhooks_serve().await?;
     stored?.assert_success();
-    let raw = cluster
-        .kubectl_run(&[
-            "get",
-            "natsclusters.v1alpha2.nats.io",
-            "legacy",
-            "-n",
-            n,
-            "-o",
-            "json",
-        ])?
-        .assert_success()
-        .json()?;
+    let raw = cluster.natscluster_json("v1alpha2", n, "legacy")?;
     ensure!(
         raw["spec"].get("serverImage").is_none(),
         "stored with defaults after all: {raw:#}"
@@ -334,18 +323,7 @@ async fn a_cluster_stored_without_defaults_reconciles_like_a_defaulted_one() -> 
     }
 
     // What `render` prints for the object as stored is what exists.
-    let stored = cluster
-        .kubectl_run(&[
-            "get",
-            "natsclusters.v1beta1.nats.io",
-            "legacy",
-            "-n",
-            n,
-            "-o",
-            "json",
-        ])?
-        .assert_success()
-        .json()?;
+    let stored = cluster.natscluster_json("v1beta1", n, "legacy")?;
     let printed = nats_operator::yaml_stream::render_stream(&serde_json::to_string(&stored)?)?;
     let printed = nats_operator::yaml::documents(&printed)?;
     let secrets: Api<Secret> = Api::namespaced(client.clone(), n);
@@ -409,18 +387,7 @@ async fn a_cluster_stored_without_defaults_reconciles_like_a_defaulted_one() -> 
         Some(&serde_json::to_string(&again)?),
     )?;
     out.assert_success();
-    let defaulted = cluster
-        .kubectl_run(&[
-            "get",
-            "natsclusters.v1beta1.nats.io",
-            "legacy",
-            "-n",
-            n,
-            "-o",
-            "json",
-        ])?
-        .assert_success()
-        .json()?;
+    let defaulted = cluster.natscluster_json("v1beta1", n, "legacy")?;
     ensure!(
         defaulted["spec"]["image"] == "nats",
         "the webhook wrote its defaults: {}",

@@ -706,7 +706,6 @@ mod tests {
     use super::*;
     use crate::api::defaults::at_read_time;
     use crate::api::v1beta1::{Auth, ClientAuth, JetStream, NatsCluster, NatsClusterSpec};
-    use crate::render::ClusterMeta;
 
     /// A NatsCluster as the Go operator stored it: no image, no defaults.
     fn stored(spec: NatsClusterSpec) -> NatsCluster {
@@ -718,22 +717,9 @@ mod tests {
     }
 
     fn observed(c: NatsCluster) -> Observed {
-        let cluster = at_read_time(&c);
-        Observed {
-            meta: Ok(ClusterMeta::of(&cluster).unwrap_or_else(|e| panic!("{e}"))),
-            stored: Arc::new(c),
-            cluster,
-            pods: Vec::new(),
-            auth_secrets: BTreeMap::new(),
-            bindings: Vec::new(),
-            token_secrets: Vec::new(),
-            services: BTreeMap::new(),
-            config_secret: None,
-            disruption_budget: None,
-            pod_monitor: PodMonitorSeen::NotAsked,
-            claims: None,
-            pending: Default::default(),
-        }
+        let o = Observed::new(Arc::new(c));
+        assert!(o.meta.is_ok(), "{:?}", o.meta);
+        o
     }
 
     fn three() -> NatsClusterSpec {

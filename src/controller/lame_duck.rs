@@ -276,6 +276,28 @@ mod tests {
         pod
     }
 
+    fn nats_status(pod: &mut Pod) -> &mut ContainerStatus {
+        &mut pod
+            .status
+            .as_mut()
+            .unwrap()
+            .container_statuses
+            .as_mut()
+            .unwrap()[0]
+    }
+
+    /// `pod` whose server's last run ended at `finished` (restartPolicy Always brought it back).
+    fn last_run_ended(mut pod: Pod, finished: &str) -> Pod {
+        nats_status(&mut pod).last_state = Some(ContainerState {
+            terminated: Some(ContainerStateTerminated {
+                finished_at: Some(Time(t(finished))),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        pod
+    }
+
     fn signalled(mut pod: Pod, at: &str) -> Pod {
         pod.metadata
             .annotations
@@ -332,14 +354,7 @@ mod tests {
         assert_eq!(stage(&pod, t("2026-12-03T10:02:30Z"), WAIT), Stage::Delete);
 
         let mut exited = pod.clone();
-        exited
-            .status
-            .as_mut()
-            .unwrap()
-            .container_statuses
-            .as_mut()
-            .unwrap()[0]
-            .state = Some(ContainerState {
+        nats_status(&mut exited).state = Some(ContainerState {
             terminated: Some(ContainerStateTerminated::default()),
             ..Default::default()
         });
@@ -349,23 +364,7 @@ mod tests {
         );
 
         // restartPolicy Always: the server came back; its last run ended after the signal.
-        let restarted_at = |finished: &str| {
-            let mut p = pod.clone();
-            p.status
-                .as_mut()
-                .unwrap()
-                .container_statuses
-                .as_mut()
-                .unwrap()[0]
-                .last_state = Some(ContainerState {
-                terminated: Some(ContainerStateTerminated {
-                    finished_at: Some(Time(t(finished))),
-                    ..Default::default()
-                }),
-                ..Default::default()
-            });
-            p
-        };
+        let restarted_at = |finished: &str| last_run_ended(pod.clone(), finished);
         let now = t("2026-12-03T10:01:00Z");
         assert_eq!(
             stage(&restarted_at("2026-12-03T10:00:40Z"), now, WAIT),
@@ -382,21 +381,10 @@ mod tests {
     fn the_pruned_pod_decides_the_same() {
         let now = t("2026-12-03T10:01:00Z");
         let hooked = hooked();
-        let mut exited = signalled(go_made(), "2026-12-03T10:00:00Z");
-        exited
-            .status
-            .as_mut()
-            .unwrap()
-            .container_statuses
-            .as_mut()
-            .unwrap()[0]
-            .last_state = Some(ContainerState {
-            terminated: Some(ContainerStateTerminated {
-                finished_at: Some(Time(t("2026-12-03T10:00:30Z"))),
-                ..Default::default()
-            }),
-            ..Default::default()
-        });
+        let exited = last_run_ended(
+            signalled(go_made(), "2026-12-03T10:00:00Z"),
+            "2026-12-03T10:00:30Z",
+        );
         let mut sidecar = go_made();
         sidecar.spec.as_mut().unwrap().containers.insert(
             0,

@@ -62,6 +62,34 @@ pub struct Observed {
     pub pending: Pending,
 }
 
+impl Observed {
+    /// `stored` read as the reconciler reads it (defaults applied), with nothing around it
+    /// observed yet: no pods, Secrets, children or claims.
+    pub fn new(stored: Arc<NatsCluster>) -> Observed {
+        let cluster = at_read_time(&stored);
+        let meta = ClusterMeta::of(&cluster).map_err(|e| InputProblem {
+            field: "metadata.name",
+            message: e.to_string(),
+            missing: false,
+        });
+        Observed {
+            stored,
+            cluster,
+            meta,
+            pods: Vec::new(),
+            auth_secrets: BTreeMap::new(),
+            bindings: Vec::new(),
+            token_secrets: Vec::new(),
+            services: BTreeMap::new(),
+            config_secret: None,
+            disruption_budget: None,
+            pod_monitor: PodMonitorSeen::NotAsked,
+            claims: None,
+            pending: Pending::default(),
+        }
+    }
+}
+
 fn cached<K: Resource<DynamicType = ()> + Clone>(
     store: &Store<K>,
     ns: &str,
@@ -72,28 +100,10 @@ fn cached<K: Resource<DynamicType = ()> + Clone>(
 
 /// Builds the [`Observed`] of `stored`.
 pub async fn observe(ctx: &Context, stored: Arc<NatsCluster>) -> Result<Observed, Error> {
-    let cluster = at_read_time(&stored);
-    let meta = ClusterMeta::of(&cluster).map_err(|e| InputProblem {
-        field: "metadata.name",
-        message: e.to_string(),
-        missing: false,
-    });
-    let mut o = Observed {
-        stored: stored.clone(),
-        cluster,
-        meta: meta.clone(),
-        pods: Vec::new(),
-        auth_secrets: BTreeMap::new(),
-        bindings: Vec::new(),
-        token_secrets: Vec::new(),
-        services: BTreeMap::new(),
-        config_secret: None,
-        disruption_budget: None,
-        pod_monitor: PodMonitorSeen::NotAsked,
-        claims: None,
-        pending: Pending::default(),
+    let mut o = Observed::new(stored.clone());
+    let Ok(meta) = o.meta.clone() else {
+        return Ok(o);
     };
-    let Ok(meta) = meta else { return Ok(o) };
     let ns = meta.namespace.as_str();
     let uid = meta.uid.clone().unwrap_or_default();
     o.pods = ctx
