@@ -244,6 +244,7 @@ type readyInfo struct {
 	DataDir       string   `json:"dataDir"`
 	Version       string   `json:"version"`
 	CAFile        string   `json:"caFile"`
+	ClientCAFile  string   `json:"clientCAFile"`
 	Controllers   []string `json:"controllers"`
 	StartupMillis int64    `json:"startupMillis"`
 }
@@ -329,6 +330,7 @@ func (tp *testplane) run(rootCtx context.Context, started time.Time) int {
 			DataDir:       tp.dir,
 			Version:       version.Get().GitVersion,
 			CAFile:        tp.pki.servingCAFile,
+			ClientCAFile:  tp.pki.clientCAFile,
 			Controllers:   controllers,
 			StartupMillis: time.Since(started).Milliseconds(),
 		}
@@ -547,6 +549,11 @@ func (tp *testplane) startAPIServer(ctx context.Context, serviceAccountAdmission
 		// APIs behind a Service are called at a ready endpoint of its EndpointSlices (pod IPs
 		// the host reaches, e.g. on the e2e process kubelet's bridge).
 		"--enable-aggregator-routing=true",
+		// A node's kubelet API (logs, exec, port-forward) is reached at its InternalIP: test
+		// nodes' hostnames are not in any DNS.
+		"--kubelet-preferred-address-types=InternalIP,ExternalIP,Hostname",
+		"--kubelet-client-certificate=" + p.kubeletClientCertFile,
+		"--kubelet-client-key=" + p.kubeletClientKeyFile,
 		"--profiling=false",
 		fmt.Sprintf("--v=%d", tp.cfg.verbosity),
 	}

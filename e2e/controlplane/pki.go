@@ -34,6 +34,11 @@ type pki struct {
 	kcmCert      []byte
 	kcmKey       []byte
 
+	// The apiserver's identity towards kubelets (logs, exec, port-forward), as kubeadm's
+	// apiserver-kubelet-client: kubelets trust clientCAFile and authorize it by webhook.
+	kubeletClientCertFile string
+	kubeletClientKeyFile  string
+
 	saKeyFile string // private key: --service-account-signing-key-file, KCM token controller
 	saPubFile string // public key: --service-account-key-file
 }
@@ -77,6 +82,10 @@ func newPKI(dir string) (*pki, error) {
 	if err != nil {
 		return nil, err
 	}
+	kubeletClient, err := newLeaf(clientCA, "kube-apiserver-kubelet-client", []string{"system:masters"}, nil, nil, x509.ExtKeyUsageClientAuth)
+	if err != nil {
+		return nil, err
+	}
 	saKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return nil, err
@@ -104,6 +113,8 @@ func newPKI(dir string) (*pki, error) {
 		{&p.saPubFile, "sa.pub", pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: saPub})},
 		{new(string), "admin.crt", admin.pem},
 		{new(string), "admin.key", p.adminKey},
+		{&p.kubeletClientCertFile, "kubelet-client.crt", kubeletClient.pem},
+		{&p.kubeletClientKeyFile, "kubelet-client.key", mustKeyPEM(kubeletClient.key)},
 	}
 	for _, f := range files {
 		path := filepath.Join(dir, f.name)

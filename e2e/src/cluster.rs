@@ -38,6 +38,9 @@ pub struct ReadyInfo {
     pub version: String,
     /// PEM file of the CA that signed the apiserver's serving certificate.
     pub ca_file: PathBuf,
+    /// PEM file of the CA of client certificates (kubelets trust it for the apiserver).
+    #[serde(default, rename = "clientCAFile")]
+    pub client_ca_file: Option<PathBuf>,
     /// kube-controller-manager controllers running in the process.
     pub controllers: Vec<String>,
     /// Startup time measured inside the process.

@@ -51,6 +51,7 @@ mod namespace;
 #[path = "../nats/locate.rs"]
 pub mod natsbin;
 pub mod natscluster;
+pub mod node;
 pub mod operator;
 pub mod podrun;
 pub mod realnats;

@@ -1,10 +1,10 @@
 //! The install test: `manifests/base` applied to a real control plane with `kubectl apply
 //! --server-side -k`, as the README tells users, and the operator run *from* it. The control
-//! plane's deployment and replicaset controllers make the Deployment's two pods; the process
-//! kubelet ([`ProcessKubelet`]) runs them as real `nats-operator` processes (the workspace's
-//! binary stands in for the image) with the Deployment's args, env, security context and
-//! probes, the projected token of the manifests' ServiceAccount, and the apiserver reached
-//! as from a pod. The apiserver calls the webhooks through the manifests' Service (at the
+//! plane's deployment and replicaset controllers make the Deployment's two pods; a real node
+//! ([`RealNode`]: kubelet, containerd, runc, kube-proxy, CoreDNS) runs them from the
+//! operator's image as `docker/operator/Dockerfile` describes it, with the Deployment's args,
+//! env, security context and probes, the projected token of the manifests' ServiceAccount,
+//! and the apiserver reached through the `kubernetes` Service. The apiserver calls the webhooks through the manifests' Service (at the
 //! endpoints the endpointslice controller lists). So a missing RBAC rule, a wrong flag or a
 //! broken webhook Service path fails here, not at a user's.
 
@@ -22,14 +22,14 @@ use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Pod, Secret};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::ListParams;
+use kube::api::{ListParams, LogParams};
 use kube::{Api, Client, ResourceExt};
 use nats_operator::install_manifests::{NAME, NAMESPACE};
 use nats_operator::webhook_config::WEBHOOK_CONFIGURATION_NAME;
 use nats_operator_certs::self_managed::KEY_CA_BUNDLE;
 use nats_operator_e2e::audit::AuditEvent;
 use nats_operator_e2e::natscluster::{poll, wait_ready};
-use nats_operator_e2e::podrun::{self, ProcessKubelet};
+use nats_operator_e2e::node::{self, RealNode};
 use nats_operator_e2e::{AuditLog, KubectlRun, LocalOptions, TestCluster};
 
 /// From apply to both operator pods Ready, on 2 busy cores.
@@ -47,10 +47,10 @@ const CONTAINER: &str = NAME;
 const CLUSTER: &str = "nats";
 const ROLE: &str = "nats-user";
 
-/// The world of the test; fields drop in order: the kubelet (kills the operator's
-/// processes), then the control plane, then its audit log.
+/// The world of the test; fields drop in order: the node (stops the operator's
+/// containers), then the control plane, then its audit log.
 struct Install {
-    kubelet: ProcessKubelet,
+    node: RealNode,
     client: Client,
     cluster: TestCluster,
     audit: AuditLog,
@@ -71,8 +71,8 @@ async fn operator_runs_from_the_install_manifests() -> Result<()> {
         );
         return Ok(());
     }
-    if let Some(why) = podrun::unavailable_reason() {
-        bail!("the install test needs the process kubelet: {why}");
+    if let Some(why) = node::unavailable_reason() {
+        bail!("the install test needs the real node: {why}");
     }
     let t0 = Instant::now();
     let audit = AuditLog::for_users(&[&operator_user()])?;
@@ -83,10 +83,10 @@ async fn operator_runs_from_the_install_manifests() -> Result<()> {
     let cluster = TestCluster::start_local_with(&options).await?;
     let client = cluster.client()?;
     let plane = t0.elapsed();
-    // Builds the operator binary first when it is stale.
-    let kubelet = ProcessKubelet::start(&cluster, &[NAMESPACE])?;
+    // Builds the node and the operator's image first when they are stale.
+    let node = RealNode::start(&cluster, &[NAMESPACE]).await?;
     let env = Install {
-        kubelet,
+        node,
         client,
         cluster,
         audit,
@@ -95,7 +95,7 @@ async fn operator_runs_from_the_install_manifests() -> Result<()> {
     match scenario(&env).await {
         Ok(numbers) => {
             println!(
-                "NUMBERS install: control plane {:.1} s, kubelet {:.1} s; {numbers}; test {:.1} s",
+                "NUMBERS install: control plane {:.1} s, real node {:.1} s; {numbers}; test {:.1} s",
                 plane.as_secs_f64(),
                 (setup - plane).as_secs_f64(),
                 t0.elapsed().as_secs_f64()
@@ -122,7 +122,7 @@ async fn scenario(env: &Install) -> Result<String> {
     env.check_denial().await?;
     let denial = t.elapsed();
     let cluster_ready = env.check_reconcile().await?;
-    let requests = env.check_nothing_refused(&names)?;
+    let requests = env.check_nothing_refused(&names).await?;
     Ok(format!(
         "apply -> 2 operator pods Ready {:.1} s (process start -> Ready {}); first denial \
          through the Service {:.1} s; NatsCluster apply -> Ready with 2 servers {:.1} s; {requests} \
@@ -135,6 +135,18 @@ async fn scenario(env: &Install) -> Result<String> {
 }
 
 impl Install {
+    /// The operator container's log of pod `name`, as `kubectl logs` reads it from the kubelet.
+    async fn logs(&self, name: &str) -> String {
+        let params = LogParams {
+            container: Some(CONTAINER.into()),
+            ..LogParams::default()
+        };
+        self.api::<Pod>()
+            .logs(name, &params)
+            .await
+            .unwrap_or_else(|e| format!("(no log: {e})"))
+    }
+
     fn kubectl(&self, args: &[&str], stdin: Option<&str>) -> Result<KubectlRun> {
         self.cluster.kubectl_run_stdin(args, stdin)
     }
@@ -285,9 +297,7 @@ impl Install {
         })
         .await?;
         ensure!(
-            self.kubelet
-                .logs(NAMESPACE, &leader, CONTAINER)
-                .contains("became leader"),
+            self.logs(&leader).await.contains("became leader"),
             "the Lease holder {leader} never logged 'became leader'"
         );
         Ok(())
@@ -381,16 +391,12 @@ impl Install {
 
     /// A valid v1alpha2 NatsCluster with service-account auth is defaulted (mutating
     /// webhook), stored as v1beta1 and read back in both versions (conversion webhook), and
-    /// reconciled by the leader: Ready with real servers run by the same kubelet, every child
+    /// reconciled by the leader: Ready with real servers run by the same node, every child
     /// `nats-operator render` prints, and the service role's bound token. Returns the time
     /// from apply to Ready.
     async fn check_reconcile(&self) -> Result<Duration> {
-        let version = self
-            .kubelet
-            .nats_versions()
-            .first()
-            .cloned()
-            .context("no nats-server version")?;
+        // The newest release (the node has an image of every release the tests use).
+        let version = nats_operator::api::defaults::DEFAULT_VERSION;
         self.kubectl(
             &["apply", "-n", NAMESPACE, "-f", "-"],
             Some(&format!(
@@ -421,18 +427,18 @@ impl Install {
         };
         let alpha = get("natsclusters.v1alpha2.nats.io")?;
         ensure!(
-            alpha["spec"]["serverImage"] == "nats" && alpha["spec"]["version"] == version.as_str(),
+            alpha["spec"]["serverImage"] == "nats" && alpha["spec"]["version"] == version,
             "v1alpha2 not defaulted by the mutating webhook: {alpha:#}"
         );
         let beta = get("natsclusters.v1beta1.nats.io")?;
         ensure!(
-            beta["spec"]["image"] == "nats" && beta["spec"]["version"] == version.as_str(),
+            beta["spec"]["image"] == "nats" && beta["spec"]["version"] == version,
             "v1beta1 view not converted: {beta:#}"
         );
         wait_ready(&self.client, NAMESPACE, CLUSTER, 2, CLUSTER_READY).await?;
         let ready = applied.elapsed();
 
-        let rendered = podrun::render(&manifest)?;
+        let rendered = nats_operator_e2e::podrun::render(&manifest)?;
         let mut children = Vec::new();
         for v in nats_operator::yaml::documents(&rendered)? {
             if let (Some(kind), Some(name)) = (v["kind"].as_str(), v["metadata"]["name"].as_str()) {
@@ -471,7 +477,7 @@ impl Install {
     /// The apiserver refused none of the operator's requests (its audit log of every request
     /// of the operator's ServiceAccount), and the operator logged no refusal. Returns how
     /// many requests it sent.
-    fn check_nothing_refused(&self, names: &BTreeSet<String>) -> Result<usize> {
+    async fn check_nothing_refused(&self, names: &BTreeSet<String>) -> Result<usize> {
         let requests = self.audit.events();
         ensure!(
             requests.len() > 10,
@@ -485,7 +491,7 @@ impl Install {
             "the apiserver refused requests of the operator:\n{refused}"
         );
         for n in names {
-            let log = self.kubelet.logs(NAMESPACE, n, CONTAINER);
+            let log = self.logs(n).await;
             let lines: Vec<&str> = log
                 .lines()
                 .filter(|l| l.to_lowercase().contains("forbidden"))
@@ -502,7 +508,11 @@ impl Install {
     /// Pods, events, refused requests, the operator's logs and the control plane's log tail,
     /// for failure messages.
     async fn diagnostics(&self) -> String {
-        let mut out = format!("kubelet: {:?}\n", self.kubelet.stats());
+        let mut out = format!(
+            "node {}: kubelet log tail:\n{}\n",
+            self.node.name(),
+            self.node.log_tail("kubelet", 20)
+        );
         let all = self
             .api::<Pod>()
             .list(&ListParams::default())
@@ -546,7 +556,7 @@ impl Install {
         );
         for p in all.iter().filter(|p| is_operator_pod(p)) {
             out += &format!("--- log of {}\n", p.name_any());
-            out += &self.kubelet.logs(NAMESPACE, &p.name_any(), CONTAINER);
+            out += &self.logs(&p.name_any()).await;
         }
         if let Some(log) = self.cluster.log_path() {
             let text = std::fs::read_to_string(log).unwrap_or_default();

@@ -4,12 +4,15 @@
 //! under its own field manager), a `nats.io/v1alpha2` NatsCluster stored without our
 //! defaults in the namespace `default`, its JSON config Secret, its two Services and its
 //! three bare pods (its labels and annotations, `/nats-server -c ... -P ...`, no `preStop`,
-//! owned by the v1alpha2 object), run as real servers by the process kubelet in full mesh.
-//! Under request-reply load through the client Service, the README's step 1 is run
+//! owned by the v1alpha2 object), run from `nats:<version>` on a real node (kubelet,
+//! containerd, runc, kube-proxy) in full mesh. Under request-reply load through the client
+//! Service's ClusterIP, the README's step 1 is run
 //! (`kubectl apply --server-side --force-conflicts -k manifests/overlays/cluster-scoped`),
-//! and the operator runs from those manifests. It must replace every member one at a time
-//! with the same image and version, losing no request; then step 4 (re-store every object
-//! as v1beta1, then drop v1alpha2 from the CRDs' stored versions) must roll nothing.
+//! and the operator runs from those manifests, from its image. It must put every Go-made
+//! member into lame duck through `pods/exec` (they have no preStop hook) and replace them
+//! one at a time with the same image and version, losing no request; then step 4 (re-store
+//! every object as v1beta1, then drop v1alpha2 from the CRDs' stored versions) must roll
+//! nothing.
 
 mod common;
 
@@ -25,7 +28,7 @@ use kube::{Api, Client, ResourceExt};
 use nats_operator::install_manifests::{NAME, NAMESPACE};
 use nats_operator::render::POD_SPEC_HASH_ANNOTATION;
 use nats_operator_e2e::natscluster::{PodTracker, poll, wait_ready};
-use nats_operator_e2e::podrun::{self, ProcessKubelet, ServiceProxy};
+use nats_operator_e2e::node::{self, RealNode};
 use nats_operator_e2e::{LocalOptions, TestCluster, monitor};
 use serde_json::{Value, json};
 
@@ -45,13 +48,13 @@ async fn go_operator_clusters_are_taken_over_as_the_readme_says() -> Result<()> 
         );
         return Ok(());
     }
-    if let Some(why) = podrun::unavailable_reason() {
-        bail!("the migration scenario needs the process kubelet: {why}");
+    if let Some(why) = node::unavailable_reason() {
+        bail!("the migration scenario needs the real node: {why}");
     }
     let cluster = TestCluster::start_local_with(&LocalOptions::workloads()).await?;
     let client = cluster.client()?;
-    let kubelet = ProcessKubelet::start(&cluster, &[NAMESPACE, NS])?;
-    let r = migrate(&cluster, &client, &kubelet).await;
+    let node = RealNode::start(&cluster, &[NAMESPACE, NS]).await?;
+    let r = migrate(&cluster, &client).await;
     if let Err(e) = r {
         let pods = Api::<Pod>::namespaced(client.clone(), NS)
             .list(&ListParams::default())
@@ -63,7 +66,6 @@ async fn go_operator_clusters_are_taken_over_as_the_readme_says() -> Result<()> 
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default();
-        // The process kubelet keeps the operator pods' logs (it serves no `kubectl logs`).
         let mut operator = String::new();
         let lp = ListParams::default().labels(&format!("app.kubernetes.io/name={NAME}"));
         if let Ok(l) = Api::<Pod>::namespaced(client.clone(), NAMESPACE)
@@ -71,24 +73,27 @@ async fn go_operator_clusters_are_taken_over_as_the_readme_says() -> Result<()> 
             .await
         {
             for p in l.items {
-                operator.push_str(&kubelet.logs(NAMESPACE, &p.name_any(), NAME));
+                let params = kube::api::LogParams {
+                    container: Some(NAME.into()),
+                    ..Default::default()
+                };
+                let api = Api::<Pod>::namespaced(client.clone(), NAMESPACE);
+                operator.push_str(&api.logs(&p.name_any(), &params).await.unwrap_or_default());
             }
         }
         bail!(
-            "{e:#}\npods: {pods:#?}\nevents: {:#?}\noperator logs (tail): {}",
+            "{e:#}\npods: {pods:#?}\nevents: {:#?}\noperator logs (tail): {}\nkubelet (tail):\n{}",
             events(&client).await,
-            tail(&operator, 4000)
+            tail(&operator, 4000),
+            node.log_tail("kubelet", 30)
         );
     }
     Ok(())
 }
 
-async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubelet) -> Result<()> {
-    let version = kubelet
-        .nats_versions()
-        .first()
-        .cloned()
-        .context("no nats-server version")?;
+async fn migrate(cluster: &TestCluster, client: &Client) -> Result<()> {
+    // The newest release: the node has an image of every release the tests use.
+    let version = nats_operator::api::defaults::DEFAULT_VERSION.to_string();
     let kubectl = |args: &[&str], stdin: Option<&str>| cluster.kubectl_run_stdin(args, stdin);
 
     // The Go operator's world.
@@ -151,11 +156,17 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
     let members: Vec<String> = (1..=3).map(|i| format!("{CLUSTER}-{i}")).collect();
     let go_uids = wait_members(&pods, &members, Duration::from_secs(120), |_| true).await?;
-    full_mesh(kubelet, &members, &version).await?;
+    full_mesh(&pods, &members, &version).await?;
 
-    // Clients as users have them, through the client Service.
-    let proxy = ServiceProxy::start(kubelet, NS, CLUSTER, 4222).await?;
-    let load = EchoLoad::start(&format!("nats://{}", proxy.addr())).await?;
+    // Clients as users have them, through the client Service (kube-proxy's ClusterIP).
+    let service = Api::<k8s_openapi::api::core::v1::Service>::namespaced(client.clone(), NS)
+        .get(CLUSTER)
+        .await?;
+    let cluster_ip = service
+        .spec
+        .and_then(|s| s.cluster_ip)
+        .context("the client Service has no ClusterIP")?;
+    let load = EchoLoad::start(&format!("nats://{cluster_ip}:4222")).await?;
     let tracker = PodTracker::start(client, NS, CLUSTER).await?;
     tracker.watch_members(&members);
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -184,7 +195,7 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
         hashed && same_image
     })
     .await?;
-    full_mesh(kubelet, &members, &version).await?;
+    full_mesh(&pods, &members, &version).await?;
     let takeover = t0.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
     let report = load.finish().await?;
@@ -213,9 +224,9 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
         "version changed: {}",
         stored["spec"]["version"]
     );
-    // Lame duck for pods without a preStop hook goes through pods/exec; the process
-    // kubelet serves no exec, so here the operator must say so for each member, in an
-    // Event of its own (related to the pod, so the recorder does not fold them into one).
+    // Lame duck for pods without a preStop hook goes through pods/exec, which the real
+    // kubelet serves: each member gets its own LameDuck Event (related to the pod, so the
+    // recorder does not fold them into one) and none is refused.
     let said = events(client).await;
     let count = |reason: &str| -> i32 {
         said.iter()
@@ -236,8 +247,8 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
         })
         .count();
     ensure!(
-        signalled + refused == 3 && named == 3,
-        "the operator did not try lame duck before each Go-made member: {said:#?}"
+        signalled == 3 && refused == 0 && named == 3,
+        "the operator did not put each Go-made member into lame duck: {said:#?}"
     );
 
     // Step 4: re-store every object as v1beta1; nothing rolls. (Once the status is settled:
@@ -294,7 +305,7 @@ async fn migrate(cluster: &TestCluster, client: &Client, kubelet: &ProcessKubele
         "re-storing as v1beta1 rolled members: before {ours:?}, after {after:?}"
     );
     println!(
-        "NUMBERS migration: Go-made cluster of 3 ({version}) taken over in {:.1} s from the README's apply; {report}; at most {unavailable} member down; lame duck signalled for {signalled} of 3, refused (the test kubelet serves no exec) for {refused}; re-store as v1beta1 rolled 0",
+        "NUMBERS migration: Go-made cluster of 3 ({version}) taken over in {:.1} s from the README's apply; {report}; at most {unavailable} member down; lame duck through exec for {signalled} of 3; re-store as v1beta1 rolled 0",
         takeover.as_secs_f64(),
     );
     Ok(())
@@ -341,14 +352,19 @@ async fn wait_members(
 }
 
 /// Every member reports `version` and routes to the two others.
-async fn full_mesh(kubelet: &ProcessKubelet, members: &[String], version: &str) -> Result<()> {
+async fn full_mesh(pods: &Api<Pod>, members: &[String], version: &str) -> Result<()> {
     poll(
         Duration::from_secs(120),
         Duration::from_millis(500),
         "full mesh",
         || async move {
             for m in members {
-                let Some(ip) = kubelet.pod_ip(NS, m) else {
+                let ip = pods
+                    .get_opt(m)
+                    .await?
+                    .and_then(|p| p.status?.pod_ip)
+                    .and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
+                let Some(ip) = ip else {
                     return Ok(Err(format!("{m}: no pod IP")));
                 };
                 let addr = std::net::SocketAddr::from((ip, 8222));

@@ -30,7 +30,7 @@
 
 mod binaries;
 mod dns;
-mod network;
+pub(crate) mod network;
 mod probe;
 mod rootfs;
 mod volumes;
@@ -588,15 +588,15 @@ async fn register_node(client: &Client) -> Result<()> {
 /// Where pods reach the apiserver: a listener on the bridge's gateway address (port 443
 /// when free) that pipes every connection from the pod network to the apiserver. TLS passes
 /// through untouched: pods dial [`API_SERVER_HOST`], a name in the apiserver's certificate.
-struct ApiForwarder {
+pub(crate) struct ApiForwarder {
     listener: std::net::TcpListener,
-    port: u16,
+    pub(crate) port: u16,
     gateway: Ipv4Addr,
     apiserver: String,
 }
 
 impl ApiForwarder {
-    fn bind(config: &Config, gateway: Ipv4Addr) -> Result<ApiForwarder> {
+    pub(crate) fn bind(config: &Config, gateway: Ipv4Addr) -> Result<ApiForwarder> {
         let url = &config.cluster_url;
         let host = url
             .host()
@@ -616,7 +616,7 @@ impl ApiForwarder {
     }
 
     /// The forwarding loop (needs a tokio runtime to register the listener).
-    fn run(self) -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    pub(crate) fn run(self) -> Result<impl std::future::Future<Output = ()> + Send + 'static> {
         let listener = tokio::net::TcpListener::from_std(self.listener)
             .context("registering the apiserver forwarder")?;
         let (apiserver, gateway) = (self.apiserver, self.gateway.octets());
