@@ -57,6 +57,15 @@ pub struct LocalOptions {
 }
 
 impl LocalOptions {
+    /// Services get EndpointSlices (the endpointslice controller): cluster DNS and kube-proxy
+    /// on a real node read them.
+    pub fn services() -> LocalOptions {
+        LocalOptions {
+            extra_controllers: vec!["endpointslice-controller".into()],
+            apiserver_args: Vec::new(),
+        }
+    }
+
     /// What a Deployment behind a webhook Service needs: the deployment and replicaset
     /// controllers make its pods, the endpointslice controller gives its Service endpoints
     /// (which the apiserver calls webhooks at).
@@ -137,9 +146,10 @@ impl TestCluster {
         external_kubeconfig().is_some()
     }
 
-    /// Starts a local `kube-testplane`, even when `KUBECONFIG` is set.
+    /// Starts a local `kube-testplane`, even when `KUBECONFIG` is set, with
+    /// [`LocalOptions::services`].
     pub async fn start_local() -> Result<TestCluster> {
-        Self::start_local_with(&LocalOptions::default()).await
+        Self::start_local_with(&LocalOptions::services()).await
     }
 
     /// Starts a local `kube-testplane` running more than the defaults, even when

@@ -161,3 +161,68 @@ impl TestCluster {
         Ok(run)
     }
 }
+
+/// A running `kubectl port-forward`: connections to [`PortForward::addr`] reach the target
+/// through the apiserver and the kubelet, as a user's do. Stopped on drop.
+#[derive(Debug)]
+pub struct PortForward {
+    addr: std::net::SocketAddr,
+    child: std::process::Child,
+}
+
+impl PortForward {
+    /// The local address (127.0.0.1 and the port kubectl chose).
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for PortForward {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl TestCluster {
+    /// `kubectl port-forward -n <namespace> <target> :<port>` (a free local port), once it
+    /// says it is forwarding.
+    pub fn port_forward(&self, namespace: &str, target: &str, port: u16) -> Result<PortForward> {
+        use std::io::BufRead;
+        let mut child = self
+            .try_kubectl()?
+            .args(["port-forward", "-n", namespace, target])
+            .arg(format!(":{port}"))
+            .args(["--address", "127.0.0.1"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("spawning kubectl port-forward")?;
+        let stdout = child.stdout.take().context("kubectl port-forward stdout")?;
+        // "Forwarding from 127.0.0.1:41234 -> 4222"
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
+                let addr = line
+                    .strip_prefix("Forwarding from ")
+                    .and_then(|r| r.split(" -> ").next())
+                    .and_then(|a| a.parse::<std::net::SocketAddr>().ok());
+                if let Some(addr) = addr {
+                    let _ = tx.send(addr);
+                }
+            }
+        });
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(addr) => Ok(PortForward { addr, child }),
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                anyhow::bail!("kubectl port-forward -n {namespace} {target} :{port} did not start")
+            }
+        }
+    }
+}

@@ -62,7 +62,7 @@ mod webhook;
 pub use audit::AuditLog;
 pub use cluster::{LocalOptions, ReadyInfo, TestCluster};
 pub use controller::{InProcessOperator, OperatorOptions};
-pub use kubectl::KubectlRun;
+pub use kubectl::{KubectlRun, PortForward};
 pub use kubelet::TestKubelet;
 pub use metrics::WebhookLatencies;
 pub use namespace::{TEST_NAMESPACE_LABEL, TestNamespace};

@@ -1,9 +1,12 @@
-//! The world of a real-NATS scenario: a namespace, the process kubelet running its pods
-//! as real nats-server processes, and (usually) an in-process operator; plus what the
-//! scenarios ask of a cluster (readiness, full mesh, lame duck).
+//! The world of a real-NATS scenario: a namespace, a node running its pods from
+//! `nats:<version>` images (the real node: kubelet, containerd, runc, kube-proxy, CoreDNS),
+//! and (usually) an in-process operator; plus what the scenarios ask of a cluster
+//! (readiness, full mesh, lame duck). The JetStream scenario still runs on the process
+//! kubelet: its claims need volumes that the real node's storage does not provide yet.
 
 use std::collections::BTreeSet;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -13,18 +16,43 @@ use nats_operator::api::v1beta1::NatsCluster;
 
 use crate::monitor;
 use crate::natscluster::{poll, wait_for_default_service_account, wait_ready};
-use crate::podrun::{self, ProcessKubelet};
+use crate::node::RealNode;
+use crate::node::logs::LogCollector;
+use crate::podrun::{self, ProcessKubelet, ServiceProxy};
 use crate::{InProcessOperator, NatsOperator, OperatorOptions, TestCluster, TestNamespace};
 
 /// From apply to Ready on 2 busy cores (start-up probes every 5 s, lame ducks).
 pub const READY: Duration = Duration::from_secs(120);
 
-/// One scenario's world; fields drop in order (operator, then kubelet, then namespace).
+/// What runs a scenario's pods.
+pub enum Runner {
+    /// The real node (shared by the scenarios running at the same time), and the logs of
+    /// the namespace's containers, kept after their pods are gone.
+    Node(Arc<RealNode>, LogCollector),
+    /// The process kubelet.
+    Process(ProcessKubelet),
+}
+
+/// How a scenario's client reaches a Service: its ClusterIP through kube-proxy on the real
+/// node, or a stand-in proxy in front of its endpoints on the process kubelet.
+pub struct ServiceAccess {
+    addr: SocketAddr,
+    _proxy: Option<ServiceProxy>,
+}
+
+impl ServiceAccess {
+    /// Where to connect.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+/// One scenario's world; fields drop in order (operator, then pods, then namespace).
 pub struct Env {
     /// The operator, unless the scenario runs without one.
     pub operator: Option<InProcessOperator>,
-    /// Runs the namespace's pods as processes.
-    pub kubelet: ProcessKubelet,
+    /// Runs the namespace's pods.
+    pub runner: Runner,
     /// The control plane.
     pub cluster: &'static TestCluster,
     /// A client of it.
@@ -52,9 +80,86 @@ impl Env {
         crate::natscluster::patch_spec(&self.client, self.ns(), name, spec).await
     }
 
-    /// The newest and the oldest nats-server version the kubelet runs, for upgrades.
+    /// The nats-server versions pods can run (images on the node), newest first.
+    pub fn nats_versions(&self) -> Vec<String> {
+        match &self.runner {
+            Runner::Process(k) => k.nats_versions(),
+            Runner::Node(..) => {
+                let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+                let mut v: Vec<String> = crate::natsbin::nats_binaries(&repo)
+                    .map(|b| b.servers.into_iter().map(|(v, _)| v).collect())
+                    .unwrap_or_default();
+                v.reverse();
+                v
+            }
+        }
+    }
+
+    /// The IP of pod `pod` of the namespace, from its status.
+    pub async fn pod_ip(&self, pod: &str) -> Result<IpAddr> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), self.ns());
+        pods.get_opt(pod)
+            .await?
+            .and_then(|p| p.status?.pod_ip)
+            .and_then(|ip| ip.parse().ok())
+            .with_context(|| format!("{pod} has no pod IP"))
+    }
+
+    /// How a client outside the pod network reaches Service `name` on `port`.
+    pub async fn service(&self, name: &str, port: u16) -> Result<ServiceAccess> {
+        match &self.runner {
+            Runner::Process(k) => {
+                let proxy = ServiceProxy::start(k, self.ns(), name, port).await?;
+                Ok(ServiceAccess {
+                    addr: proxy.addr(),
+                    _proxy: Some(proxy),
+                })
+            }
+            Runner::Node(..) => {
+                let svc = Api::<k8s_openapi::api::core::v1::Service>::namespaced(
+                    self.client.clone(),
+                    self.ns(),
+                )
+                .get(name)
+                .await?;
+                let ip: IpAddr = svc
+                    .spec
+                    .and_then(|s| s.cluster_ip)
+                    .and_then(|ip| ip.parse().ok())
+                    .with_context(|| format!("Service {name} has no ClusterIP"))?;
+                Ok(ServiceAccess {
+                    addr: SocketAddr::from((ip, port)),
+                    _proxy: None,
+                })
+            }
+        }
+    }
+
+    /// What container `container` of pods named `pod` printed, every incarnation.
+    pub fn logs(&self, pod: &str, container: &str) -> String {
+        match &self.runner {
+            Runner::Process(k) => k.logs(self.ns(), pod, container),
+            Runner::Node(_, logs) => logs.logs(pod, container),
+        }
+    }
+
+    /// Container restarts in the namespace (the pods' restart counts).
+    pub async fn restarts(&self) -> Result<i32> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), self.ns());
+        Ok(pods
+            .list(&Default::default())
+            .await?
+            .items
+            .iter()
+            .filter_map(|p| p.status.as_ref()?.container_statuses.as_ref())
+            .flatten()
+            .map(|c| c.restart_count)
+            .sum())
+    }
+
+    /// The newest and the oldest nats-server version pods can run, for upgrades.
     pub fn upgrade_versions(&self) -> Result<(String, String)> {
-        let versions = self.kubelet.nats_versions();
+        let versions = self.nats_versions();
         match (versions.first(), versions.last()) {
             (Some(new), Some(old)) if versions.len() >= 2 => Ok((new.clone(), old.clone())),
             _ => bail!(
@@ -67,7 +172,6 @@ impl Env {
     /// is upgraded along, one minor at a time (2.10 → 2.11 → 2.12 → 2.14 → 2.15).
     pub fn jetstream_upgrade_path(&self) -> Result<Vec<String>> {
         let mut path: Vec<String> = self
-            .kubelet
             .nats_versions()
             .into_iter()
             .filter(|v| crate::natsbin::version_parts(v) >= vec![2, 10])
@@ -86,7 +190,14 @@ impl Env {
 
     /// Every server's log and the operator's requests, for failure messages.
     pub async fn diagnostics(&self, cluster: &str, size: u32) -> String {
-        let mut out = format!("kubelet: {:?}\n", self.kubelet.stats());
+        let mut out = match &self.runner {
+            Runner::Process(k) => format!("kubelet: {:?}\n", k.stats()),
+            Runner::Node(node, _) => format!(
+                "node {} kubelet log tail:\n{}\n",
+                node.name(),
+                node.log_tail("kubelet", 20)
+            ),
+        };
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), self.ns());
         for p in pods
             .list(&Default::default())
@@ -111,27 +222,32 @@ impl Env {
             out += &op.metrics().encode();
         }
         for m in members(cluster, size) {
-            out += &self.kubelet.logs(self.ns(), &m, "nats");
+            out += &format!("--- {m}\n{}", self.logs(&m, "nats"));
         }
         out
     }
 
     /// The monitoring address of `pod`.
-    pub fn monitoring(&self, pod: &str) -> Option<SocketAddr> {
-        self.kubelet
-            .pod_ip(self.ns(), pod)
+    pub async fn monitoring(&self, pod: &str) -> Option<SocketAddr> {
+        self.pod_ip(pod)
+            .await
+            .ok()
             .map(|ip| SocketAddr::from((ip, 8222)))
     }
 }
 
-/// A namespace, a process kubelet and an operator; `None` where the scenarios can't run
+/// A namespace on the real node and an operator; `None` where the scenarios can't run
 /// (no control plane, or an external cluster).
 pub async fn setup(prefix: &str) -> Result<Option<Env>> {
-    setup_with(prefix, true).await
+    setup_with(prefix, true, false).await
 }
 
-/// [`setup`], with or without the operator.
-pub async fn setup_with(prefix: &str, with_operator: bool) -> Result<Option<Env>> {
+/// [`setup`], with or without the operator, on the real node or the process kubelet.
+pub async fn setup_with(
+    prefix: &str,
+    with_operator: bool,
+    process_kubelet: bool,
+) -> Result<Option<Env>> {
     let Some(op) = NatsOperator::shared().await? else {
         return Ok(None);
     };
@@ -142,13 +258,23 @@ pub async fn setup_with(prefix: &str, with_operator: bool) -> Result<Option<Env>
         );
         return Ok(None);
     }
-    if let Some(why) = podrun::unavailable_reason() {
-        bail!("the real-NATS scenarios need the process kubelet: {why}");
+    let why = if process_kubelet {
+        podrun::unavailable_reason()
+    } else {
+        crate::node::unavailable_reason()
+    };
+    if let Some(why) = why {
+        bail!("the real-NATS scenarios cannot run their pods here: {why}");
     }
     let ns = TestNamespace::create(cluster, prefix).await?;
     let client = cluster.client()?;
     wait_for_default_service_account(&client, ns.name()).await?;
-    let kubelet = ProcessKubelet::start(cluster, &[ns.name()])?;
+    let runner = if process_kubelet {
+        Runner::Process(ProcessKubelet::start(cluster, &[ns.name()])?)
+    } else {
+        let logs = LogCollector::start(client.clone(), ns.name());
+        Runner::Node(RealNode::shared(cluster, ns.name()).await?, logs)
+    };
     let operator = if with_operator {
         Some(InProcessOperator::start(
             cluster,
@@ -159,7 +285,7 @@ pub async fn setup_with(prefix: &str, with_operator: bool) -> Result<Option<Env>
     };
     Ok(Some(Env {
         operator,
-        kubelet,
+        runner,
         cluster,
         client,
         ns,
@@ -225,7 +351,7 @@ pub async fn wait_full_mesh(
                 let mut ids = BTreeSet::new();
                 let mut remote_sets = Vec::new();
                 for m in &names {
-                    let Some(addr) = env.monitoring(m) else {
+                    let Some(addr) = env.monitoring(m).await else {
                         return Ok(Err(format!("{m}: no pod IP yet")));
                     };
                     let varz = match monitor::get_json(addr, "/varz").await {
@@ -270,7 +396,7 @@ pub async fn wait_full_mesh(
 /// Whether `pod` was replaced at least once, and every incarnation that shut down
 /// entered lame duck mode first (a server stopped without it logs only the exit).
 pub fn entered_lame_duck(env: &Env, pod: &str) -> bool {
-    let logs = env.kubelet.logs(env.ns(), pod, "nats");
+    let logs = env.logs(pod, "nats");
     let exits = logs.matches("Server Exiting").count();
     exits > 0 && logs.matches("Entering lame duck mode").count() >= exits
 }

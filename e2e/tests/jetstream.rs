@@ -20,9 +20,8 @@ use kube::Api;
 use kube::api::ListParams;
 use nats_operator_e2e::monitor;
 use nats_operator_e2e::natscluster::{condition_message, poll, wait_cluster};
-use nats_operator_e2e::podrun::ServiceProxy;
 use nats_operator_e2e::realnats::{
-    Env, READY, entered_lame_duck, members, nats_cli, setup, v1beta1, wait_full_mesh,
+    Env, READY, entered_lame_duck, members, nats_cli, setup_with, v1beta1, wait_full_mesh,
 };
 use nats_operator_e2e::scenario::scenario;
 use nats_operator_e2e::storage::{
@@ -219,7 +218,7 @@ async fn jetstream_view(env: &Env, client: &async_nats::Client) -> String {
         info.client_ip
     );
     for m in members("js", 5) {
-        let Some(addr) = env.monitoring(&m) else {
+        let Some(addr) = env.monitoring(&m).await else {
             continue;
         };
         let view = match monitor::get_json(addr, "/jsz?accounts=true&streams=true&raft=true").await
@@ -259,7 +258,7 @@ async fn members_healthy(env: &Env, cluster: &str, size: u32) -> Result<()> {
         "every member's /healthz",
         || async move {
             for m in members(cluster, size) {
-                let Some(addr) = env.monitoring(&m) else {
+                let Some(addr) = env.monitoring(&m).await else {
                     return Ok(Err(format!("{m}: no IP")));
                 };
                 if let Err(e) = monitor::get_json(addr, "/healthz").await {
@@ -354,7 +353,9 @@ fn signal(pid: u32, sig: rustix::process::Signal) -> Result<()> {
 async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_growth() -> Result<()>
 {
     let _s = scenario();
-    let Some(env) = setup("jetstream").await? else {
+    // Claims need volumes the real node does not provide yet: the process kubelet keeps
+    // each claim in a directory.
+    let Some(env) = setup_with("jetstream", true, true).await? else {
         return Ok(());
     };
     let path = env.jetstream_upgrade_path()?;
@@ -373,7 +374,7 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
         env.wait_ready("js", 3).await?;
         wait_full_mesh(&env, "js", 3, &old).await?;
         members_healthy(&env, "js", 3).await?;
-        let proxy = ServiceProxy::start(&env.kubelet, env.ns(), "js", 4222).await?;
+        let proxy = env.service("js", 4222).await?;
         // Through the Service only, as a client outside the pod network: the pod IPs a
         // server advertises die with each roll, and the client library never forgets
         // one, so after three rolls a reconnect would spend minutes (up to 4 s backoff

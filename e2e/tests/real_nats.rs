@@ -1,10 +1,12 @@
-//! Real NATS: the operator's pods run as real nats-server processes (the process kubelet,
-//! [`ProcessKubelet`]), in network namespaces on a bridge of this run, and the clusters are
-//! tested as users use them: monitoring endpoints, the `async-nats` client, lame duck,
-//! rolling upgrades between two real server versions.
+//! Real NATS: the operator's pods run from `nats:<version>` images on a real node
+//! (kubelet, containerd, runc, kube-proxy, CoreDNS; [`nats_operator_e2e::node`]), and the
+//! clusters are tested as users use them: monitoring endpoints, the `async-nats` client
+//! through Service ClusterIPs, lame duck, rolling upgrades between two real server versions,
+//! Secret changes reaching running servers on the kubelet's own schedule.
 //!
-//! Each scenario has its own namespace, operator and kubelet (dropped at its end, also on
-//! failure: processes killed, namespaces and bridge removed).
+//! Each scenario has its own namespace and operator; scenarios running at the same time
+//! share one node, which goes away with the last of them (containers, mounts, cgroups,
+//! rules and bridge removed, also on failure).
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
@@ -18,7 +20,7 @@ mod common;
 use common::EchoLoad;
 use nats_operator_e2e::monitor;
 use nats_operator_e2e::natscluster::poll;
-use nats_operator_e2e::podrun::{self, ServiceProxy};
+use nats_operator_e2e::podrun;
 use nats_operator_e2e::realnats::{
     entered_lame_duck, members, setup, setup_with, v1beta1, wait_full_mesh,
 };
@@ -60,7 +62,7 @@ async fn full_mesh_of_1_3_and_5_members_through_scaling() -> Result<()> {
     let Some(env) = setup("mesh").await? else {
         return Ok(());
     };
-    let version = env.kubelet.nats_versions()[0].clone();
+    let version = env.nats_versions()[0].clone();
     let t0 = Instant::now();
     env.apply(&v1beta1(
         "mesh",
@@ -102,7 +104,7 @@ async fn every_supported_minor_forms_a_full_mesh() -> Result<()> {
     let Some(env) = setup("minors").await? else {
         return Ok(());
     };
-    let versions = env.kubelet.nats_versions();
+    let versions = env.nats_versions();
     anyhow::ensure!(
         versions.len() >= 6,
         "the matrix needs every minor: {versions:?}"
@@ -134,16 +136,16 @@ async fn every_supported_minor_forms_a_full_mesh() -> Result<()> {
     Ok(())
 }
 
-/// `nats-operator render` output applied as it is (no operator): the process kubelet runs
-/// the pods, the servers find each other by their DNS names and form a full mesh. This
-/// proves the kubelet and `render` on their own.
+/// `nats-operator render` output applied as it is (no operator): the node runs the pods,
+/// the servers find each other by their DNS names (CoreDNS) and form a full mesh. This
+/// proves the node and `render` on their own.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rendered_children_applied_directly_form_a_mesh() -> Result<()> {
     let _s = scenario();
-    let Some(env) = setup_with("render", false).await? else {
+    let Some(env) = setup_with("render", false, false).await? else {
         return Ok(());
     };
-    let version = env.kubelet.nats_versions()[0].clone();
+    let version = env.nats_versions()[0].clone();
     let manifest = format!(
         "apiVersion: nats.io/v1beta1\nkind: NatsCluster\nmetadata:\n  name: r\n  namespace: {}\nspec:\n  size: 3\n  version: \"{version}\"\n  config:\n    lameDuckDuration: 30s\n",
         env.ns()
@@ -175,7 +177,7 @@ async fn rolling_upgrade_loses_no_request_reply() -> Result<()> {
     let r = async {
         env.wait_ready("up", 3).await?;
         wait_full_mesh(&env, "up", 3, &old).await?;
-        let proxy = ServiceProxy::start(&env.kubelet, env.ns(), "up", 4222).await?;
+        let proxy = env.service("up", 4222).await?;
         let url = format!("nats://{}", proxy.addr());
         let load = EchoLoad::start(&url).await?;
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -232,7 +234,7 @@ async fn clients_auth_is_enforced_and_reloaded() -> Result<()> {
     let Some(env) = setup("auth").await? else {
         return Ok(());
     };
-    let version = env.kubelet.nats_versions()[0].clone();
+    let version = env.nats_versions()[0].clone();
     let users = json!({
         "users": [
             {"username": "alice", "password": "alice-secret",
@@ -252,7 +254,7 @@ async fn clients_auth_is_enforced_and_reloaded() -> Result<()> {
     let r = async {
         env.wait_ready("auth", 3).await?;
         wait_full_mesh(&env, "auth", 3, &version).await?;
-        let ip = env.kubelet.pod_ip(env.ns(), "auth-1").context("auth-1 IP")?;
+        let ip = env.pod_ip("auth-1").await?;
         let url = format!("nats://{ip}:4222");
         // Wrong password: refused.
         let bad = async_nats::ConnectOptions::with_user_and_password("alice".into(), "nope".into())
@@ -314,7 +316,8 @@ anyhow::ensure!(
         alice.publish("public.after", "x".into()).await?;
         alice.flush().await?;
         // No pod was restarted: the change was a reload.
-        anyhow::ensure!(env.kubelet.stats().restarts() == 0, "containers restarted: {:?}", env.kubelet.stats());
+        let restarts = env.restarts().await?;
+        anyhow::ensure!(restarts == 0, "{restarts} containers restarted");
         anyhow::Ok(())
     }
     .await;
@@ -355,7 +358,7 @@ async fn tls_for_clients_and_routes_with_verify() -> Result<()> {
     let Some(env) = setup("tls").await? else {
         return Ok(());
     };
-    let version = env.kubelet.nats_versions()[0].clone();
+    let version = env.nats_versions()[0].clone();
     let ns = env.ns().to_string();
     let ca = nats_operator_certs::generate::CertificateAuthority::generate(
         "e2e-nats-ca",
@@ -422,7 +425,7 @@ async fn tls_for_clients_and_routes_with_verify() -> Result<()> {
         env.wait_ready("tls", 3).await?;
         // Routes over TLS: the mesh forms only if every server trusts the others' certificates.
         wait_full_mesh(&env, "tls", 3, &version).await?;
-        let varz = monitor::get_json(env.monitoring("tls-1").context("ip")?, "/varz").await?;
+        let varz = monitor::get_json(env.monitoring("tls-1").await.context("ip")?, "/varz").await?;
         anyhow::ensure!(
             varz["cluster"]["tls_required"] == true && varz["cluster"]["tls_verify"] == true,
             "routes are not mutual TLS: {}",
@@ -432,7 +435,9 @@ async fn tls_for_clients_and_routes_with_verify() -> Result<()> {
             varz["tls_required"] == true && varz["tls_verify"] == true,
             "clients: {varz}"
         );
-        let proxy = ServiceProxy::start(&env.kubelet, env.ns(), "tls", 4222).await?;
+        // As a user outside the cluster reaches it (the server's certificate names
+        // 127.0.0.1 and localhost, not the Service's ClusterIP).
+        let proxy = env.cluster.port_forward(env.ns(), "svc/tls", 4222)?;
         let url = format!("tls://{}", proxy.addr());
         let attempt = |opts: async_nats::ConnectOptions| {
             let url = url.clone();
@@ -511,7 +516,7 @@ async fn service_role_tokens_log_in_with_their_permissions() -> Result<()> {
     let Some(env) = setup("nsr").await? else {
         return Ok(());
     };
-    let version = env.kubelet.nats_versions()[0].clone();
+    let version = env.nats_versions()[0].clone();
     env.apply("apiVersion: v1\nkind: ServiceAccount\nmetadata:\n  name: nats-user\n")?;
     env.apply(
         "apiVersion: nats.io/v1alpha2\nkind: NatsServiceRole\nmetadata:\n  name: nats-user\n  labels:\n    nats_cluster: nsr\nspec:\n  permissions:\n    publish: [\"orders.>\"]\n    subscribe: [\"orders.>\", \"_INBOX.>\"]\n",
@@ -564,7 +569,7 @@ async fn service_role_tokens_log_in_with_their_permissions() -> Result<()> {
             .and_then(|u| u["user"].as_str())
             .map(str::to_string)
             .with_context(|| format!("no user with the token in nats.conf:\n{text}"))?;
-        let ip = env.kubelet.pod_ip(env.ns(), "nsr-1").context("ip")?;
+        let ip = env.pod_ip("nsr-1").await?;
         let url = format!("nats://{ip}:4222");
         // The server may not have reloaded the new user yet: retry the login for a while.
         let (c, mut errors) = poll(
@@ -619,29 +624,34 @@ async fn gateways_leafnodes_and_websocket_carry_messages() -> Result<()> {
     let Some(env) = setup("super").await? else {
         return Ok(());
     };
-    let version = env.kubelet.nats_versions()[0].clone();
+    let version = env.nats_versions()[0].clone();
     let ns = env.ns().to_string();
-    let gw = |me: &str, other: &str, extra: &str| {
+    // One node: the two gateways' host ports must differ (the kubelet refuses a pod whose
+    // host port another pod holds, as on any node). Gateway and leafnode listeners are
+    // ports of the management Service (as with the Go operator), not of the client one.
+    let gw = |me: &str, port: u16, other: &str, other_port: u16, extra: &str| {
         format!(
-            "apiVersion: nats.io/v1alpha2\nkind: NatsCluster\nmetadata:\n  name: {me}\nspec:\n  size: 1\n  version: \"{version}\"\n  lameDuckDurationSeconds: 30\n  gatewayConfig:\n    name: {me}\n    hostPort: 7522\n    gateways:\n    - name: {other}\n      url: nats://{other}.{ns}.svc:7522\n{extra}"
+            "apiVersion: nats.io/v1alpha2\nkind: NatsCluster\nmetadata:\n  name: {me}\nspec:\n  size: 1\n  version: \"{version}\"\n  lameDuckDurationSeconds: 30\n  gatewayConfig:\n    name: {me}\n    hostPort: {port}\n    gateways:\n    - name: {other}\n      url: nats://{other}-mgmt.{ns}.svc:{other_port}\n{extra}"
         )
     };
     env.apply(&gw(
         "east",
+        7522,
         "west",
+        7523,
         "  leafnodeConfig:\n    hostPort: 7422\n  websocketConfig:\n    port: 8080\n",
     ))?;
-    env.apply(&gw("west", "east", ""))?;
+    env.apply(&gw("west", 7523, "east", 7522, ""))?;
     env.apply(&format!(
-        "apiVersion: nats.io/v1alpha2\nkind: NatsCluster\nmetadata:\n  name: leaf\nspec:\n  size: 1\n  version: \"{version}\"\n  lameDuckDurationSeconds: 30\n  leafnodeConfig:\n    remotes:\n    - url: nats://east.{ns}.svc:7422\n"
+        "apiVersion: nats.io/v1alpha2\nkind: NatsCluster\nmetadata:\n  name: leaf\nspec:\n  size: 1\n  version: \"{version}\"\n  lameDuckDurationSeconds: 30\n  leafnodeConfig:\n    remotes:\n    - url: nats://east-mgmt.{ns}.svc:7422\n"
     ))?;
     let r = async {
         for c in ["east", "west", "leaf"] {
             env.wait_ready(c, 1).await?;
         }
-        let east = env.kubelet.pod_ip(&ns, "east-1").context("east ip")?;
-        let west = env.kubelet.pod_ip(&ns, "west-1").context("west ip")?;
-        let leaf = env.kubelet.pod_ip(&ns, "leaf-1").context("leaf ip")?;
+        let east = env.pod_ip("east-1").await?;
+        let west = env.pod_ip("west-1").await?;
+        let leaf = env.pod_ip("leaf-1").await?;
         poll(
             Duration::from_secs(60),
             Duration::from_millis(500),
@@ -694,8 +704,8 @@ async fn gateways_leafnodes_and_websocket_carry_messages() -> Result<()> {
     .await;
     if let Err(e) = r {
         let mut d = env.diagnostics("east", 1).await;
-        d += &env.kubelet.logs(&ns, "west-1", "nats");
-        d += &env.kubelet.logs(&ns, "leaf-1", "nats");
+        d += &env.logs("west-1", "nats");
+        d += &env.logs("leaf-1", "nats");
         bail!("{e:#}\n{d}");
     }
     Ok(())

@@ -15,6 +15,7 @@ use super::observe::Observed;
 use super::plan::DeleteReason;
 use super::service_roles;
 use super::storage::VolumeAction;
+use crate::render::CONFIG_HASH_ANNOTATION;
 use kube::runtime::events::EventType;
 
 /// What the writes did.
@@ -254,6 +255,17 @@ pub async fn apply(ctx: &Context, o: &Observed, d: &Decision) -> Result<Outcome,
                     Err(e) => return Err(kube_err(format!("delete PVC {ns}/{claim}"))(e)),
                 }
                 deleted.push(claim.as_str());
+            }
+            Step::MarkConfig { pod, hash } => {
+                let patch = json!({"metadata": {"annotations": {CONFIG_HASH_ANNOTATION: hash}}});
+                match pods
+                    .patch(pod, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(_) => out.writes += 1,
+                    Err(e) if not_found(&e) => {}
+                    Err(e) => return Err(kube_err(format!("annotate Pod {ns}/{pod}"))(e)),
+                }
             }
         }
     }

@@ -21,7 +21,10 @@ use super::storage::{VolumeAction, volume_actions};
 use crate::api::choices::ReclaimPolicy;
 use crate::api::v1beta1::NatsClusterStatus;
 use crate::render::desired::typed;
-use crate::render::{self, Desired, POD_SPEC_HASH_ANNOTATION, Paths, auth_inputs};
+use crate::render::{
+    self, CONFIG_HASH_ANNOTATION, ClusterMeta, Desired, POD_SPEC_HASH_ANNOTATION, Paths,
+    auth_inputs,
+};
 
 /// Degraded reason while a voluntary stop waits past `catchUpTimeout`.
 pub const JETSTREAM_NOT_CURRENT: &str = "JetStreamNotCurrent";
@@ -154,6 +157,16 @@ pub enum Step {
     },
     /// Grow or delete a claim.
     Volume(VolumeAction),
+    /// Record a new config hash on a running member: the change of the pod makes its
+    /// kubelet sync it at once, which refreshes its Secret volumes (otherwise that waits for
+    /// the kubelet's periodic sync, up to a minute and more), so the reloader sees the new
+    /// config within seconds. Nothing restarts.
+    MarkConfig {
+        /// Its name.
+        pod: String,
+        /// The config hash it now runs with.
+        hash: String,
+    },
 }
 
 /// The JetStream health of the members other than the one to stop.
@@ -265,6 +278,38 @@ fn member_view(cluster: &str, pod: &Pod, desired: Option<&Desired>) -> MemberPod
         up_to_date: want
             .is_some_and(|h| pod.annotations().get(POD_SPEC_HASH_ANNOTATION) == Some(&h)),
     }
+}
+
+/// [`Step::MarkConfig`] for every running, up-to-date member whose config hash is not the
+/// one its pod would be created with now.
+fn mark_config(meta: &ClusterMeta, o: &Observed, desired: &Desired) -> Vec<Step> {
+    let mut steps = Vec::new();
+    for p in &o.pods {
+        let running = p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running");
+        if !running || p.metadata.deletion_timestamp.is_some() {
+            continue;
+        }
+        let Some(index) = render::member_index(&meta.name, &p.name_any()) else {
+            continue;
+        };
+        let Some(m) = desired.members.iter().find(|m| m.index == index) else {
+            continue;
+        };
+        let annotations = p.annotations();
+        let want = m.pod.annotations().get(CONFIG_HASH_ANNOTATION);
+        let same_spec = annotations.get(POD_SPEC_HASH_ANNOTATION)
+            == m.pod.annotations().get(POD_SPEC_HASH_ANNOTATION);
+        if let Some(want) = want
+            && same_spec
+            && annotations.get(CONFIG_HASH_ANNOTATION) != Some(want)
+        {
+            steps.push(Step::MarkConfig {
+                pod: p.name_any(),
+                hash: want.clone(),
+            });
+        }
+    }
+    steps
 }
 
 /// The members as the planner and the status see them, with our own writes the cache
@@ -642,6 +687,7 @@ pub fn decide(o: &Observed, paths: &Paths, health: Option<&Health>, now: Timesta
     if !draining.is_empty() {
         decision.phase = Phase::Progressing(draining.join("; "));
     }
+    steps.extend(mark_config(meta, o, &desired));
 
     // Volumes.
     let mut volume_requests = None;
@@ -844,6 +890,51 @@ mod tests {
         let d2 = decide(&again, &Paths::default(), None, now());
         assert!(d2.steps.is_empty(), "{:?}", kinds(&d2));
         assert_eq!(d2.desired.map(|d| d.objects()), Some(desired.objects()));
+    }
+
+    #[test]
+    fn a_running_member_on_an_older_config_is_marked_not_replaced() {
+        let mut o = observed(stored(three()));
+        let d = decide(&o, &Paths::default(), None, now());
+        let mut want = None;
+        for s in &d.steps {
+            match s {
+                Step::Apply {
+                    kind: ChildKind::Secret,
+                    body,
+                    ..
+                } => {
+                    o.config_secret = Some(Arc::new(
+                        serde_json::from_value(body.clone()).unwrap_or_default(),
+                    ))
+                }
+                Step::CreatePod(p) => {
+                    want = p.annotations().get(CONFIG_HASH_ANNOTATION).cloned();
+                    let mut pod = p.as_ref().clone();
+                    if pod.name_any() == "legacy-2" {
+                        pod.annotations_mut()
+                            .insert(CONFIG_HASH_ANNOTATION.into(), "before".into());
+                    }
+                    o.pods.push(running(&pod));
+                }
+                _ => {}
+            }
+        }
+        let marked: Vec<(String, String)> = decide(&o, &Paths::default(), None, now())
+            .steps
+            .iter()
+            .filter_map(|s| match s {
+                Step::MarkConfig { pod, hash } => Some((pod.clone(), hash.clone())),
+                Step::CreatePod(_) | Step::DeletePod { .. } => {
+                    Some(("replaced".into(), String::new()))
+                }
+                _ => None,
+            })
+            .collect();
+        let Some(want) = want else {
+            panic!("pods carry no config hash");
+        };
+        assert_eq!(marked, [("legacy-2".to_string(), want)]);
     }
 
     fn with_auth_secret(text: Option<&str>) -> Observed {

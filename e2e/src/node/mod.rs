@@ -20,6 +20,7 @@
 
 pub mod config;
 pub mod image;
+pub mod logs;
 mod teardown;
 
 use std::collections::HashSet;
@@ -250,6 +251,21 @@ impl std::fmt::Debug for RealNode {
 }
 
 impl RealNode {
+    /// The node of `cluster` that scenarios running at the same time share, managing
+    /// `namespace` too; started when none runs, stopped when its last user drops it.
+    pub async fn shared(cluster: &TestCluster, namespace: &str) -> Result<Arc<RealNode>> {
+        static SHARED: tokio::sync::Mutex<std::sync::Weak<RealNode>> =
+            tokio::sync::Mutex::const_new(std::sync::Weak::new());
+        let mut slot = SHARED.lock().await;
+        if let Some(node) = slot.upgrade() {
+            node.manage(namespace);
+            return Ok(node);
+        }
+        let node = Arc::new(RealNode::start(cluster, &[namespace]).await?);
+        *slot = Arc::downgrade(&node);
+        Ok(node)
+    }
+
     /// Starts a node of the local control plane `cluster` that runs the pods of
     /// `namespaces` (more with [`Self::manage`]); returns once the Node is `Ready`.
     pub async fn start(cluster: &TestCluster, namespaces: &[&str]) -> Result<RealNode> {
@@ -381,6 +397,9 @@ struct Prepared {
 /// archives.
 fn prepare(kubeconfig: &Path, client_ca: &Path) -> Result<Prepared> {
     let t = Instant::now();
+    // A node of this process still going away must be gone first: its kube-proxy cleanup
+    // would remove the rules of the next.
+    drop(teardown::LIFECYCLE.lock());
     teardown::sweep_leftovers();
     let built = node_binaries()?;
     let operator = operator_image_binary()?;

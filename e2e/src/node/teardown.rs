@@ -14,6 +14,9 @@ use crate::podrun::network::ip;
 
 const CGROUP_FS: &str = "/sys/fs/cgroup";
 
+/// Held while a node of this process is removed (see `prepare`).
+pub(super) static LIFECYCLE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The first `10.N.0.0/16` (N in 200..250) no interface of the machine uses: the process
 /// kubelet takes 100..200.
 pub(super) fn free_octet() -> Result<u8> {
@@ -73,7 +76,11 @@ pub(super) fn create_cgroups(l: &Layout) -> Result<()> {
 fn cgroup_pids(cgroup_root: &str) -> Vec<i32> {
     let mut pids = Vec::new();
     let v1 = Path::new(CGROUP_FS).join("pids");
-    let base = if v1.is_dir() { v1 } else { PathBuf::from(CGROUP_FS) };
+    let base = if v1.is_dir() {
+        v1
+    } else {
+        PathBuf::from(CGROUP_FS)
+    };
     let mut stack = vec![base.join(cgroup_root)];
     while let Some(dir) = stack.pop() {
         if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
@@ -140,6 +147,7 @@ fn remove_cgroup_tree(dir: &Path) {
 /// Stops the node's components (the kubelet first, so it restarts nothing), kills its
 /// containers and shims, removes kube-proxy's rules, mounts, cgroups, bridge and directory.
 pub(super) fn stop(l: &Layout, children: &mut [(String, Child)]) {
+    let _removing = LIFECYCLE.lock();
     for (name, child) in children.iter_mut() {
         if name == "kubelet" {
             let _ = child.kill();
