@@ -710,3 +710,68 @@ async fn gateways_leafnodes_and_websocket_carry_messages() -> Result<()> {
     }
     Ok(())
 }
+
+/// Images fail on the node as on a cluster without them: a name the kubelet refuses (the
+/// `:2.9.10` an object stored without defaults once made) is `InvalidImageName`, a release
+/// the node has no image of cannot be pulled (no registry is reachable), and one it has runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn images_the_node_lacks_fail_as_on_a_cluster() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup_with("images", false, false).await? else {
+        return Ok(());
+    };
+    let version = env.nats_versions()[0].clone();
+    let pod = |name: &str, image: &str| {
+        format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: nats\n    image: \"{image}\"\n    imagePullPolicy: IfNotPresent\n"
+        )
+    };
+    env.apply(&pod("invalid", ":2.9.10"))?;
+    env.apply(&pod("missing", "nats:2.1.9"))?;
+    env.apply(&pod("present", &format!("nats:{version}")))?;
+    let pods: Api<Pod> = Api::namespaced(env.client.clone(), env.ns());
+    let waiting = |p: &Pod| -> Option<String> {
+        p.status
+            .as_ref()?
+            .container_statuses
+            .as_ref()?
+            .first()?
+            .state
+            .as_ref()?
+            .waiting
+            .as_ref()?
+            .reason
+            .clone()
+    };
+    poll(
+        Duration::from_secs(90),
+        Duration::from_millis(500),
+        "image failures as on a cluster",
+        || {
+            let pods = pods.clone();
+            async move {
+                let invalid = waiting(&pods.get("invalid").await?);
+                let missing = waiting(&pods.get("missing").await?);
+                let present = pods.get("present").await?;
+                let running = present
+                    .status
+                    .and_then(|s| s.phase)
+                    .is_some_and(|p| p == "Running");
+                let missing_ok = matches!(
+                    missing.as_deref(),
+                    Some("ErrImagePull" | "ImagePullBackOff")
+                );
+                Ok(
+                    if invalid.as_deref() == Some("InvalidImageName") && missing_ok && running {
+                        Ok(())
+                    } else {
+                        Err(format!(
+                            "invalid: {invalid:?}, missing: {missing:?}, present running: {running}"
+                        ))
+                    },
+                )
+            }
+        },
+    )
+    .await
+}

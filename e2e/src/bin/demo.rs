@@ -2,11 +2,13 @@
 //!
 //! Without `KUBECONFIG`: starts a real local control plane (kube-apiserver 1.36 + etcd,
 //! built once from Go modules), installs the CRDs and webhook configurations, runs the
-//! operator (webhooks over HTTPS and the controllers) and a test kubelet that stands in for
-//! nodes, applies `examples/v1alpha2/minimal.yaml` and shows what a user then sees:
-//! `kubectl get nats`, the defaulted object in both API versions, the children, and a
-//! rejected invalid apply. With `--wait` it keeps running so you can use the printed
-//! kubeconfig with kubectl; Ctrl-C stops everything and removes it.
+//! operator (webhooks over HTTPS and the controllers) and a real node (kubelet, containerd,
+//! runc, kube-proxy, CoreDNS; built once from Go modules, images built here), applies
+//! `examples/v1alpha2/minimal.yaml` and shows what a user then sees: `kubectl get nats`,
+//! the defaulted object in both API versions, the children, `kubectl logs` and `kubectl
+//! exec` of a member, a client through `kubectl port-forward svc/nats`, and a rejected
+//! invalid apply. With `--wait` it keeps running so you can use the printed kubeconfig with
+//! kubectl; Ctrl-C stops everything and removes it (containers, mounts, rules, bridge).
 //!
 //! With `KUBECONFIG` set: installs `manifests/` into that cluster with `kubectl apply -k`
 //! and waits for the operator Deployment (the image `ghcr.io/nats-operator-rs/nats-operator`
@@ -16,9 +18,9 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use nats_operator_e2e::natscluster::{wait_for_default_service_account, wait_ready};
-use nats_operator_e2e::{
-    InProcessOperator, NatsOperator, OperatorOptions, TestCluster, TestKubelet,
-};
+use nats_operator_e2e::node::RealNode;
+use nats_operator_e2e::realnats::nats_cli;
+use nats_operator_e2e::{InProcessOperator, NatsOperator, OperatorOptions, TestCluster};
 
 const NAMESPACE: &str = "demo";
 /// The NatsCluster of `examples/v1alpha2/minimal.yaml`.
@@ -90,7 +92,9 @@ async fn main() -> Result<()> {
     show(cluster, &["create", "namespace", NAMESPACE], None)?;
     let client = cluster.client()?;
     wait_for_default_service_account(&client, NAMESPACE).await?;
-    let _kubelet = TestKubelet::start(cluster, Some(NAMESPACE))?;
+    section("starting a real node (kubelet, containerd, runc, kube-proxy, CoreDNS)");
+    let node = RealNode::start(cluster, &[NAMESPACE]).await?;
+    println!("node {} at {}", node.name(), node.ip());
     let controllers = InProcessOperator::start(cluster, OperatorOptions::namespace(NAMESPACE))?;
 
     section(
@@ -157,6 +161,33 @@ async fn main() -> Result<()> {
         ],
         None,
     )?;
+    section("kubectl logs nats-1 --tail=5");
+    show(
+        cluster,
+        &["logs", "-n", NAMESPACE, "nats-1", "--tail=5"],
+        None,
+    )?;
+    section("kubectl exec nats-1 -- /nats-server --version");
+    show(
+        cluster,
+        &[
+            "exec",
+            "-n",
+            NAMESPACE,
+            "nats-1",
+            "--",
+            "/nats-server",
+            "--version",
+        ],
+        None,
+    )?;
+    section("kubectl port-forward svc/nats :4222, then the nats CLI through it");
+    let forward = cluster.port_forward(NAMESPACE, "svc/nats", 4222)?;
+    let server = format!("nats://{}", forward.addr());
+    println!("$ nats --server {server} rtt");
+    print!("{}", nats_cli(&server, &["rtt"])?);
+    drop(forward);
+
     section("kubectl apply of an invalid NatsCluster is rejected");
     let invalid = "apiVersion: nats.io/v1alpha2\nkind: NatsCluster\nmetadata:\n  name: broken\nspec:\n  size: 3\n  version: latest\n  tls:\n    gatewaySecret: gw-tls\n    cipherSuites: [ASDF]\n";
     print!("{invalid}");
@@ -176,5 +207,6 @@ async fn main() -> Result<()> {
         let _ = tokio::signal::ctrl_c().await;
     }
     controllers.stop().await?;
+    node.stop();
     Ok(())
 }

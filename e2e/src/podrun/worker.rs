@@ -812,6 +812,11 @@ impl Worker {
         idx: usize,
     ) -> std::result::Result<Proc, (String, String)> {
         let c = &st.ctrs[idx];
+        // A name the kubelet refuses before any pull (an empty repository, upper case).
+        let image = c.spec.image.clone().unwrap_or_default();
+        if let Err(e) = crate::node::image::normalize_reference(&image) {
+            return Err(("InvalidImageName".to_string(), format!("{e:#}")));
+        }
         let env = self.env_of(st, pod, &c.spec);
         let argv = self
             .argv_of(&env, &c.spec)
