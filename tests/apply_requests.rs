@@ -241,11 +241,19 @@ async fn a_scale_down_deletes_the_highest_member_only() {
         ..o
     });
     o.pods.sort_by_key(|p| p.metadata.name.clone());
+    // The members that stay run with the smaller config (fewer routes): each gets its new
+    // config hash, so its kubelet refreshes the config volume now, not on its next sync.
+    let marked = |i: u32| {
+        format!("PATCH /api/v1/namespaces/ns/pods/legacy-{i} (application/merge-patch+json)")
+    };
     assert_eq!(
         requests_of(&o).await,
         [
             "DELETE /api/v1/namespaces/ns/pods/legacy-5".to_string(),
-            EVENT.to_string()
+            EVENT.to_string(),
+            marked(1),
+            marked(2),
+            marked(3),
         ]
     );
 }

@@ -1,8 +1,8 @@
 //! The world of a real-NATS scenario: a namespace, a node running its pods from
 //! `nats:<version>` images (the real node: kubelet, containerd, runc, kube-proxy, CoreDNS),
 //! and (usually) an in-process operator; plus what the scenarios ask of a cluster
-//! (readiness, full mesh, lame duck). The JetStream scenario still runs on the process
-//! kubelet: its claims need volumes that the real node's storage does not provide yet.
+//! (readiness, full mesh, lame duck). [`setup_with`] can still run a scenario on the
+//! process kubelet (`e2e/src/podrun`).
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, SocketAddr};
@@ -141,6 +141,37 @@ impl Env {
             Runner::Process(k) => k.logs(self.ns(), pod, container),
             Runner::Node(_, logs) => logs.logs(pod, container),
         }
+    }
+
+    /// Where claims' `hostPath` volumes go on the real node (`None`: the process kubelet
+    /// keeps claims itself).
+    pub fn volumes_dir(&self) -> Option<std::path::PathBuf> {
+        match &self.runner {
+            Runner::Node(node, _) => Some(node.volumes_dir()),
+            Runner::Process(_) => None,
+        }
+    }
+
+    /// The host pids of the processes of container `container` of pod `pod`.
+    pub async fn container_pids(&self, pod: &str, container: &str) -> Result<Vec<u32>> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), self.ns());
+        let id = pods
+            .get(pod)
+            .await?
+            .status
+            .and_then(|s| s.container_statuses)
+            .and_then(|c| c.into_iter().find(|c| c.name == container))
+            .and_then(|c| c.container_id)
+            .with_context(|| format!("{pod}/{container} has no container id"))?;
+        Ok(match &self.runner {
+            Runner::Node(node, _) => node.container_pids(&id),
+            // The process kubelet's container id is its process id.
+            Runner::Process(_) => id
+                .strip_prefix("e2e://")
+                .and_then(|n| n.parse().ok())
+                .into_iter()
+                .collect(),
+        })
     }
 
     /// Container restarts in the namespace (the pods' restart counts).

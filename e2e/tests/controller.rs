@@ -1861,7 +1861,7 @@ async fn volumes_that_cannot_grow_are_reported_and_the_size_may_go_back() -> Res
         return Ok(());
     };
     ensure_fixed_class(&env.client).await?;
-    let _volumes = VolumeStandIn::start(env.client.clone(), env.ns());
+    let _volumes = VolumeStandIn::start(env.client.clone(), env.ns(), None);
     let spec = |size: &str| {
         format!(
             "  size: 3\n  jetstream:\n    fileStorage:\n      size: {size}\n      storageClassName: {FIXED_CLASS}\n"

@@ -3,8 +3,8 @@
 //! 2.14 → 2.15, then one downgrade back to 2.14) and a pod-spec roll, a scale 3 → 5 → 3,
 //! and a storage increase. Every acknowledged message must be in the stream afterwards.
 //!
-//! The process kubelet keeps each claim's data in a directory that outlives pods; a
-//! stand-in binds the claims and plays the CSI resizer ([`VolumeStandIn`]).
+//! The servers run on the real node; each claim is a `hostPath` PersistentVolume that a
+//! stand-in provisions, binds and grows ([`VolumeStandIn`]: the node has no CSI driver).
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -296,18 +296,18 @@ async fn events(env: &Env, reason: &str) -> Result<Vec<String>> {
         .collect())
 }
 
-/// The host PID of the nats-server process of `pod`: a descendant of the pod's
-/// container process (the process kubelet's container ID is its PID).
+/// The host PID of the nats-server process of `pod`: its container's process (the real
+/// node's container cgroup), or a descendant of it (the process kubelet's container process
+/// runs it).
 async fn nats_server_pid(env: &Env, pod: &str) -> Result<u32> {
-    let api: Api<k8s_openapi::api::core::v1::Pod> = Api::namespaced(env.client.clone(), env.ns());
-    let p = api.get(pod).await?;
-    let root: u32 = p
-        .status
-        .and_then(|s| s.container_statuses)
-        .and_then(|c| c.into_iter().find(|c| c.name == "nats"))
-        .and_then(|c| c.container_id)
-        .and_then(|id| id.strip_prefix("e2e://").and_then(|n| n.parse().ok()))
-        .context("container pid")?;
+    let roots = env.container_pids(pod, "nats").await?;
+    let comm = |pid: u32| std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+    if let Some(pid) = roots
+        .iter()
+        .find(|p| comm(**p).trim().starts_with("nats-server"))
+    {
+        return Ok(*pid);
+    }
     let parent = |pid: u32| -> Option<u32> {
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
         stat.rsplit_once(')')?
@@ -325,19 +325,18 @@ async fn nats_server_pid(env: &Env, pod: &str) -> Result<u32> {
         else {
             continue;
         };
-        let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
-        if !comm.trim().starts_with("nats-server") {
+        if !comm(pid).trim().starts_with("nats-server") {
             continue;
         }
         let mut cur = Some(pid);
         while let Some(c) = cur.filter(|c| *c > 1) {
-            if c == root {
+            if roots.contains(&c) {
                 return Ok(pid);
             }
             cur = parent(c);
         }
     }
-    bail!("no nats-server process under {pod}'s container process {root}")
+    bail!("no nats-server process in {pod}'s container (processes {roots:?})")
 }
 
 fn signal(pid: u32, sig: rustix::process::Signal) -> Result<()> {
@@ -353,9 +352,7 @@ fn signal(pid: u32, sig: rustix::process::Signal) -> Result<()> {
 async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_growth() -> Result<()>
 {
     let _s = scenario();
-    // Claims need volumes the real node does not provide yet: the process kubelet keeps
-    // each claim in a directory.
-    let Some(env) = setup_with("jetstream", true, true).await? else {
+    let Some(env) = setup_with("jetstream", true, false).await? else {
         return Ok(());
     };
     let path = env.jetstream_upgrade_path()?;
@@ -363,7 +360,7 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
     // The last roll goes back one minor: `current` is the version the rest runs on.
     let current = path[path.len() - 2].clone();
     ensure_expandable_class(&env.client).await?;
-    let _volumes = VolumeStandIn::start(env.client.clone(), env.ns());
+    let _volumes = VolumeStandIn::start(env.client.clone(), env.ns(), env.volumes_dir());
     env.apply(&v1beta1(
         "js",
         &format!(

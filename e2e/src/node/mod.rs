@@ -356,6 +356,21 @@ impl RealNode {
         &self.images
     }
 
+    /// Where the node's `hostPath` volumes live (see [`crate::storage::VolumeStandIn`]).
+    pub fn volumes_dir(&self) -> PathBuf {
+        self.layout.path("volumes")
+    }
+
+    /// The host pids of container `container_id` (`containerd://<id>` or `<id>`), from its
+    /// cgroup.
+    pub fn container_pids(&self, container_id: &str) -> Vec<u32> {
+        let id = container_id.rsplit("://").next().unwrap_or(container_id);
+        teardown::named_cgroup_pids(&self.layout.cgroup_root, id)
+            .into_iter()
+            .filter_map(|p| u32::try_from(p).ok())
+            .collect()
+    }
+
     /// Where the node's components log (`containerd.log`, `kubelet.log`, ...).
     pub fn log_dir(&self) -> PathBuf {
         self.layout.path("log")

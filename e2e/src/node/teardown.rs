@@ -74,14 +74,39 @@ pub(super) fn create_cgroups(l: &Layout) -> Result<()> {
 /// Every process in the run's cgroup tree (the containers): from the pids hierarchy (v1) or
 /// the unified tree (v2).
 fn cgroup_pids(cgroup_root: &str) -> Vec<i32> {
-    let mut pids = Vec::new();
+    pids_below(&pids_hierarchy().join(cgroup_root))
+}
+
+/// The processes of the cgroup named `name` (a container's id: the kubelet's cgroupfs
+/// driver names a container's cgroup after it) below the run's cgroup root, with its
+/// children's.
+pub(super) fn named_cgroup_pids(cgroup_root: &str, name: &str) -> Vec<i32> {
+    let mut stack = vec![pids_hierarchy().join(cgroup_root)];
+    while let Some(dir) = stack.pop() {
+        if dir.file_name().is_some_and(|n| n == name) {
+            return pids_below(&dir);
+        }
+        if let Ok(rd) = std::fs::read_dir(&dir) {
+            stack.extend(rd.flatten().map(|e| e.path()).filter(|p| p.is_dir()));
+        }
+    }
+    Vec::new()
+}
+
+/// The hierarchy that lists processes: pids (v1) or the unified tree (v2).
+fn pids_hierarchy() -> PathBuf {
     let v1 = Path::new(CGROUP_FS).join("pids");
-    let base = if v1.is_dir() {
+    if v1.is_dir() {
         v1
     } else {
         PathBuf::from(CGROUP_FS)
-    };
-    let mut stack = vec![base.join(cgroup_root)];
+    }
+}
+
+/// Every process in the cgroup `dir` and its descendants.
+fn pids_below(dir: &Path) -> Vec<i32> {
+    let mut pids = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
     while let Some(dir) = stack.pop() {
         if let Ok(text) = std::fs::read_to_string(dir.join("cgroup.procs")) {
             pids.extend(text.lines().filter_map(|l| l.trim().parse::<i32>().ok()));
