@@ -14,6 +14,8 @@ use crate::api::crd::ConversionEndpoint;
 pub const WEBHOOK_CONFIGURATION_NAME: &str = "nats-operator";
 /// Name of the validating webhook (shown by the apiserver in call failures).
 pub const VALIDATING_WEBHOOK_NAME: &str = "validate.nats.io";
+/// Name of the validating webhook that guards JetStream data (deletes and `scale`).
+pub const GUARD_WEBHOOK_NAME: &str = "guard.nats.io";
 /// Name of the mutating webhook.
 pub const MUTATING_WEBHOOK_NAME: &str = "default.nats.io";
 /// Path of the validating webhook.
@@ -53,7 +55,7 @@ fn client_config(
 }
 
 /// Our kinds in both served versions, on CREATE and UPDATE only: deletes and
-/// subresources (status, scale) never pass through the webhooks.
+/// subresources (status, scale) never pass through these webhooks.
 fn rules() -> Vec<RuleWithOperations> {
     vec![RuleWithOperations {
         api_groups: Some(vec!["nats.io".into()]),
@@ -62,6 +64,22 @@ fn rules() -> Vec<RuleWithOperations> {
         resources: Some(vec!["natsclusters".into(), "natsserviceroles".into()]),
         scope: Some("Namespaced".into()),
     }]
+}
+
+/// What the data guard sees: a NatsCluster's deletion, and its `scale` subresource
+/// (`kubectl scale`, autoscalers), whose changes of `spec.size` bypass [`rules`].
+fn guard_rules() -> Vec<RuleWithOperations> {
+    let rule = |operation: &str, resource: &str| RuleWithOperations {
+        api_groups: Some(vec!["nats.io".into()]),
+        api_versions: Some(vec!["v1alpha2".into(), "v1beta1".into()]),
+        operations: Some(vec![operation.into()]),
+        resources: Some(vec![resource.into()]),
+        scope: Some("Namespaced".into()),
+    };
+    vec![
+        rule("DELETE", "natsclusters"),
+        rule("UPDATE", "natsclusters/scale"),
+    ]
 }
 
 fn configuration_meta() -> ObjectMeta {
@@ -86,17 +104,32 @@ pub fn validating_webhook_configuration(
 ) -> ValidatingWebhookConfiguration {
     ValidatingWebhookConfiguration {
         metadata: configuration_meta(),
-        webhooks: Some(vec![ValidatingWebhook {
-            name: VALIDATING_WEBHOOK_NAME.into(),
-            admission_review_versions: vec!["v1".into()],
-            client_config: client_config(endpoint, VALIDATE_PATH, ca_bundle),
-            failure_policy: Some("Fail".into()),
-            match_policy: Some("Equivalent".into()),
-            rules: Some(rules()),
-            side_effects: "None".into(),
-            timeout_seconds: Some(TIMEOUT_SECONDS),
-            ..Default::default()
-        }]),
+        webhooks: Some(vec![
+            ValidatingWebhook {
+                name: VALIDATING_WEBHOOK_NAME.into(),
+                admission_review_versions: vec!["v1".into()],
+                client_config: client_config(endpoint, VALIDATE_PATH, ca_bundle),
+                failure_policy: Some("Fail".into()),
+                match_policy: Some("Equivalent".into()),
+                rules: Some(rules()),
+                side_effects: "None".into(),
+                timeout_seconds: Some(TIMEOUT_SECONDS),
+                ..Default::default()
+            },
+            // `Ignore`: with the operator gone (uninstalled, or down), a NatsCluster must
+            // still be deletable and scalable; the guard protects data while it runs.
+            ValidatingWebhook {
+                name: GUARD_WEBHOOK_NAME.into(),
+                admission_review_versions: vec!["v1".into()],
+                client_config: client_config(endpoint, VALIDATE_PATH, ca_bundle),
+                failure_policy: Some("Ignore".into()),
+                match_policy: Some("Equivalent".into()),
+                rules: Some(guard_rules()),
+                side_effects: "None".into(),
+                timeout_seconds: Some(TIMEOUT_SECONDS),
+                ..Default::default()
+            },
+        ]),
     }
 }
 

@@ -12,6 +12,8 @@ use serde_json::value::RawValue;
 
 use crate::api::admission::{default_object, validate_object_with};
 use crate::api::convert::{convert_object, convert_text};
+use crate::api::data_guard::{self, ALLOW_DELETE_WITH_DATA, Known};
+use crate::api::v1beta1::{JetStreamStatus, NatsCluster};
 use crate::controller::cache::Caches;
 
 /// Where the validating webhook finds the operator's informer cache: empty on a
@@ -55,10 +57,133 @@ impl NatsAdmission {
     }
 }
 
+/// What the data guard reads about a NatsCluster.
+#[derive(Debug, Default)]
+struct Guarded {
+    name: String,
+    jetstream: bool,
+    status: Option<JetStreamStatus>,
+    allow_delete: bool,
+}
+
+impl Guarded {
+    fn known(&self) -> Known<'_> {
+        Known {
+            name: &self.name,
+            jetstream: self.jetstream,
+            status: self.status.as_ref(),
+        }
+    }
+}
+
+fn as_cluster(object: &Value) -> Option<NatsCluster> {
+    if object.get("kind").and_then(Value::as_str) != Some("NatsCluster") {
+        return None;
+    }
+    let beta = convert_object(object.clone(), crate::api::V1BETA1).ok()?;
+    serde_json::from_value(beta).ok()
+}
+
+impl NatsAdmission {
+    /// The NatsCluster `namespace/name` for the guard: the stored object sent with the
+    /// request (`old`) for its spec and annotations, which are current; its
+    /// `status.jetstream` from it, else from the cache (a v1alpha2 object has none).
+    fn guarded(&self, namespace: &str, name: &str, old: Option<&Value>) -> Guarded {
+        let sent = old.and_then(as_cluster);
+        let cached = self.caches.get().and_then(|c| c.cluster(namespace, name));
+        let spec = sent
+            .as_ref()
+            .map(|c| &c.spec)
+            .or(cached.as_ref().map(|c| &c.spec));
+        let status = sent
+            .as_ref()
+            .and_then(|c| c.status.as_ref()?.jetstream.clone())
+            .or_else(|| cached.as_ref()?.status.as_ref()?.jetstream.clone());
+        let allow_delete = old
+            .and_then(|o| o.pointer("/metadata/annotations"))
+            .and_then(|a| a.get(ALLOW_DELETE_WITH_DATA))
+            .and_then(Value::as_str)
+            == Some("true");
+        Guarded {
+            name: name.to_string(),
+            jetstream: spec.is_some_and(crate::render::jetstream_enabled),
+            status,
+            allow_delete,
+        }
+    }
+
+    /// A NatsCluster's deletion: refused while it holds streams (see [`data_guard`]).
+    fn guard_delete(&self, req: &AdmissionRequest) -> Verdict {
+        if req.kind.kind != "NatsCluster" {
+            return Verdict::allow();
+        }
+        let g = self.guarded(&req.namespace, &req.name, req.old_object.as_ref());
+        match data_guard::check_delete(g.allow_delete, g.known()) {
+            Ok(warnings) => Verdict::allow_with_warnings(warnings),
+            Err(message) => Verdict::forbidden(message),
+        }
+    }
+
+    /// A change of `spec.replicas` through the `scale` subresource.
+    fn guard_scale(&self, req: &AdmissionRequest) -> Verdict {
+        let replicas = |o: Option<&Value>| {
+            o.and_then(|o| o.pointer("/spec/replicas"))
+                .and_then(Value::as_i64)
+                .and_then(|r| i32::try_from(r).ok())
+        };
+        let (Some(new), Some(old)) = (
+            replicas(req.object.as_ref()),
+            replicas(req.old_object.as_ref()),
+        ) else {
+            return Verdict::allow();
+        };
+        let g = self.guarded(&req.namespace, &req.name, None);
+        match data_guard::check_scale("spec.replicas", old, new, g.known()) {
+            Ok(warnings) => Verdict::allow_with_warnings(warnings),
+            Err(e) => Verdict::invalid(vec![Cause::new(e.kind.reason(), e.field, e.message)]),
+        }
+    }
+
+    /// A change of `spec.size` in the object itself.
+    fn guard_size(
+        &self,
+        namespace: &str,
+        new: &Value,
+        old: Option<&Value>,
+    ) -> Result<Vec<String>, crate::api::field::FieldError> {
+        let size = |o: &Value| {
+            o.pointer("/spec/size")
+                .and_then(Value::as_i64)
+                .and_then(|r| i32::try_from(r).ok())
+        };
+        let Some(old) = old else {
+            return Ok(Vec::new());
+        };
+        // An unset size is 0 (no servers).
+        let (old_size, new_size) = (size(old).unwrap_or(0), size(new).unwrap_or(0));
+        if new_size >= old_size || new.get("kind").and_then(Value::as_str) != Some("NatsCluster") {
+            return Ok(Vec::new());
+        }
+        let name = new
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
+        let g = self.guarded(namespace, name, Some(old));
+        data_guard::check_scale("spec.size", old_size, new_size, g.known())
+    }
+}
+
 impl Validator for NatsAdmission {
     fn validate(&self, req: &AdmissionRequest) -> Verdict {
-        if matches!(req.operation, Operation::Delete | Operation::Connect) {
-            return Verdict::allow();
+        match req.operation {
+            Operation::Connect => return Verdict::allow(),
+            Operation::Delete => return self.guard_delete(req),
+            Operation::Create | Operation::Update => {}
+        }
+        match req.sub_resource.as_deref() {
+            Some("scale") => return self.guard_scale(req),
+            Some(s) if !s.is_empty() => return Verdict::allow(),
+            _ => {}
         }
         let Some(object) = &req.object else {
             return Verdict::allow();
@@ -76,7 +201,15 @@ impl Validator for NatsAdmission {
             .get()
             .and_then(|c| c.references(namespace))
             .map(|r| (namespace, r));
-        match validate_object_with(object, req.old_object.as_ref(), refs) {
+        let checked =
+            validate_object_with(object, req.old_object.as_ref(), refs).and_then(|mut w| {
+                w.extend(
+                    self.guard_size(namespace, object, req.old_object.as_ref())
+                        .map_err(|e| vec![e])?,
+                );
+                Ok(w)
+            });
+        match checked {
             Ok(warnings) => Verdict::allow_with_warnings(warnings),
             Err(errors) => Verdict::Invalid {
                 causes: errors
@@ -132,4 +265,82 @@ pub fn state() -> WebhookState {
 pub fn state_with(caches: CacheSlot) -> WebhookState {
     let admission = NatsAdmission::new(caches);
     WebhookState::builder(admission.clone(), admission, NatsConversion).build()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// A stored v1beta1 cluster with JetStream whose status lists `streams` R3 streams.
+    fn stored(streams: u64, annotations: Value) -> Value {
+        json!({
+            "apiVersion": "nats.io/v1beta1", "kind": "NatsCluster",
+            "metadata": {"name": "js", "namespace": "ns", "annotations": annotations},
+            "spec": {"size": 3, "version": "2.12.1", "jetstream": {"memoryStorage": "1Gi"}},
+            "status": {"jetstream": {"streams": streams, "consumers": 0,
+                "streamReplicas": [{"account": "$G", "name": "ORDERS", "replicas": 3}]}}
+        })
+    }
+
+    fn request(operation: &str, sub: Option<&str>, object: Value, old: Value) -> AdmissionRequest {
+        let req = json!({
+            "uid": "u", "kind": {"group": "nats.io", "version": "v1beta1", "kind": "NatsCluster"},
+            "resource": {"group": "nats.io", "version": "v1beta1", "resource": "natsclusters"},
+            "subResource": sub, "name": "js", "namespace": "ns", "operation": operation,
+            "object": object, "oldObject": old
+        });
+        serde_json::from_value(req).expect("an admission request")
+    }
+
+    #[test]
+    fn deleting_a_cluster_with_streams_is_forbidden_until_annotated() {
+        let admission = NatsAdmission::default();
+        let v = admission.validate(&request("DELETE", None, Value::Null, stored(1, json!({}))));
+        assert!(
+            matches!(&v, Verdict::Forbidden { message, .. } if message.contains("\"ORDERS\"")),
+            "{v:?}"
+        );
+        let annotated = stored(1, json!({ALLOW_DELETE_WITH_DATA: "true"}));
+        let v = admission.validate(&request("DELETE", None, Value::Null, annotated));
+        assert!(v.is_allowed(), "{v:?}");
+        let empty = stored(0, json!({}));
+        assert!(
+            admission
+                .validate(&request("DELETE", None, Value::Null, empty))
+                .is_allowed()
+        );
+    }
+
+    #[test]
+    fn shrinking_below_a_streams_replicas_is_invalid_in_the_object() {
+        let admission = NatsAdmission::default();
+        let old = stored(1, json!({}));
+        let mut new = old.clone();
+        new["spec"]["size"] = json!(2);
+        let v = admission.validate(&request("UPDATE", None, new.clone(), old.clone()));
+        assert!(
+            matches!(&v, Verdict::Invalid { causes, .. } if causes.len() == 1),
+            "{v:?}"
+        );
+        new["spec"]["size"] = json!(5);
+        assert!(
+            admission
+                .validate(&request("UPDATE", None, new, old))
+                .is_allowed()
+        );
+    }
+
+    #[test]
+    fn the_scale_subresource_without_a_cache_is_allowed() {
+        let admission = NatsAdmission::default();
+        let scale = |n: i32| {
+            json!({"apiVersion": "autoscaling/v1", "kind": "Scale",
+                   "metadata": {"name": "js", "namespace": "ns"}, "spec": {"replicas": n}})
+        };
+        let v = admission.validate(&request("UPDATE", Some("scale"), scale(1), scale(3)));
+        // Without the cache the guard cannot see the cluster: it is not known to have
+        // JetStream, so nothing is said.
+        assert!(v.is_allowed(), "{v:?}");
+    }
 }

@@ -67,7 +67,10 @@ fn versions_subresources_and_columns() {
         .iter()
         .map(|c| c["name"].as_str().unwrap_or_default().to_string())
         .collect();
-    assert_eq!(cols, ["Size", "Ready", "Version", "Status", "Age"]);
+    assert_eq!(
+        cols,
+        ["Size", "Ready", "Version", "Status", "JetStream", "Age"]
+    );
     assert_eq!(crd["spec"]["names"]["shortNames"][0], "nats");
     assert_eq!(crd["spec"]["conversion"]["strategy"], "Webhook");
     assert_eq!(

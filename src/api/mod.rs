@@ -19,6 +19,7 @@ pub mod choices;
 pub mod consts;
 pub mod convert;
 pub mod crd;
+pub mod data_guard;
 pub mod defaults;
 pub mod duration;
 pub mod field;

@@ -68,6 +68,12 @@ use super::serde_util::{
         description = "Reason of the Ready condition"
     ),
     printcolumn(
+        name = "JetStream",
+        type_ = "string",
+        json_path = ".status.conditions[?(@.type=='JetStreamHealthy')].reason",
+        description = "Reason of the JetStreamHealthy condition"
+    ),
+    printcolumn(
         name = "Age",
         type_ = "date",
         json_path = ".metadata.creationTimestamp"
@@ -733,6 +739,89 @@ pub struct NatsClusterStatus {
     /// first attempt.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub catch_up_since: Option<k8s_openapi::apimachinery::pkg::apis::meta::v1::Time>,
+    /// What the servers say about their JetStream data (with `spec.jetstream`), from the
+    /// members' `/jsz`; refreshed every 30 s and on every change of the cluster.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub jetstream: Option<JetStreamStatus>,
+}
+
+/// `status.jetstream`: the data plane as the servers see it.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct JetStreamStatus {
+    /// Server name of the meta leader; empty while the meta group has none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub meta_leader: String,
+    /// The meta group's peers as its leader sees them, by name. A peer that is not a
+    /// member of this cluster (a member removed without leaving the group) still counts
+    /// towards the group's quorum.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub meta_peers: Vec<MetaPeer>,
+    /// Streams in the cluster (every account).
+    #[serde(default)]
+    pub streams: u64,
+    /// Consumers in the cluster (every account).
+    #[serde(default)]
+    pub consumers: u64,
+    /// The streams with the most replicas first (then by account and name), at most 20:
+    /// a scale-down below the first one's replicas is refused.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stream_replicas: Vec<StreamReplicas>,
+    /// Storage per member that answered, by pod name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub members: Vec<MemberStorage>,
+}
+
+/// A peer of the JetStream meta group.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MetaPeer {
+    /// Server name (the pod name for members).
+    pub name: String,
+    /// Seen recently and caught up.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub current: bool,
+    /// Not seen recently.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub offline: bool,
+    /// Meta operations it is behind.
+    #[serde(default, skip_serializing_if = "is_zero_u64")]
+    pub lag: u64,
+}
+
+/// A stream and its replica count.
+#[derive(
+    Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, JsonSchema,
+)]
+#[serde(rename_all = "camelCase")]
+pub struct StreamReplicas {
+    /// The stream's account (`$G` without accounts).
+    pub account: String,
+    /// The stream's name.
+    pub name: String,
+    /// Its replicas.
+    pub replicas: u32,
+}
+
+/// One member's JetStream storage. Sizes are rounded up to whole MiB, so a status
+/// changes with the data only every MiB.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct MemberStorage {
+    /// The pod.
+    pub name: String,
+    /// File storage used.
+    pub file_used: Quantity,
+    /// File storage the server may use (its `max_file`).
+    pub file_limit: Quantity,
+    /// Memory storage used.
+    pub memory_used: Quantity,
+    /// Memory storage the server may use (its `max_mem`).
+    pub memory_limit: Quantity,
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
 }
 
 /// Conditions as a list-map keyed by `type`, as Kubernetes API conventions ask.

@@ -217,6 +217,18 @@ impl Caches {
             && self.pdbs.is_synced()
     }
 
+    /// The cached NatsCluster `namespace/name`: `None` when it is not cached, or the cache
+    /// cannot know (not synced yet, or a namespace outside the scope).
+    pub fn cluster(&self, namespace: &str, name: &str) -> Option<Arc<NatsCluster>> {
+        (self.scope.covers(namespace) && self.clusters.is_synced())
+            .then(|| {
+                self.clusters
+                    .store
+                    .get(&ObjectRef::new(name).within(namespace))
+            })
+            .flatten()
+    }
+
     /// The references of `namespace` for admission warnings: `None` until the Secret and
     /// NatsCluster caches are synced, and for namespaces outside the scope (whose
     /// objects are not cached: absence would prove nothing).

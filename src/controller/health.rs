@@ -120,12 +120,23 @@ pub async fn check(ip: &str, https: bool) -> MemberHealth {
 }
 
 async fn get(ip: &str, https: bool, path: &str) -> Result<(u16, String), String> {
-    tokio::time::timeout(REQUEST_TIMEOUT, fetch(ip, https, path))
+    get_limited(ip, https, path, MAX_BODY).await
+}
+
+/// GET `path` from the monitoring port of the member at `ip`, reading at most `max`
+/// bytes of the answer, within [`REQUEST_TIMEOUT`].
+pub(super) async fn get_limited(
+    ip: &str,
+    https: bool,
+    path: &str,
+    max: usize,
+) -> Result<(u16, String), String> {
+    tokio::time::timeout(REQUEST_TIMEOUT, fetch(ip, https, path, max))
         .await
         .map_err(|_| format!("no answer within {}s", REQUEST_TIMEOUT.as_secs()))?
 }
 
-async fn fetch(ip: &str, https: bool, path: &str) -> Result<(u16, String), String> {
+async fn fetch(ip: &str, https: bool, path: &str, max: usize) -> Result<(u16, String), String> {
     let tcp = TcpStream::connect((ip, MONITORING_PORT as u16))
         .await
         .map_err(|e| e.to_string())?;
@@ -136,13 +147,13 @@ async fn fetch(ip: &str, https: bool, path: &str) -> Result<(u16, String), Strin
             .connect(name, tcp)
             .await
             .map_err(|e| e.to_string())?;
-        request(tls, ip, path).await
+        request(tls, ip, path, max).await
     } else {
-        request(tcp, ip, path).await
+        request(tcp, ip, path, max).await
     }
 }
 
-async fn request<S>(io: S, ip: &str, path: &str) -> Result<(u16, String), String>
+async fn request<S>(io: S, ip: &str, path: &str, max: usize) -> Result<(u16, String), String>
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -156,7 +167,7 @@ where
         .map_err(|e| e.to_string())?;
     let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
     let status = resp.status().as_u16();
-    let body = Limited::new(resp.into_body(), MAX_BODY)
+    let body = Limited::new(resp.into_body(), max)
         .collect()
         .await
         .map_err(|e| e.to_string())?

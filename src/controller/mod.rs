@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod cache;
 pub mod context;
+pub mod data_plane;
 pub mod decide;
 pub mod health;
 pub mod lame_duck;

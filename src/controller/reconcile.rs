@@ -13,14 +13,18 @@ use kube::runtime::controller::Action as Requeue;
 use serde_json::json;
 
 use super::context::{Context, Error, MANAGER, kube_err};
+use super::data_plane::Verdict;
 use super::decide::{Health, decide};
 use super::observe::{Observed, observe};
 use super::status::{StatusInput, next_status};
-use crate::api::v1beta1::{NatsCluster, NatsClusterStatus};
+use crate::api::v1beta1::{JetStreamStatus, NatsCluster, NatsClusterStatus};
 use crate::render::labels;
 
 /// How soon a cluster whose member was refused by admission is looked at again.
 const REFUSED: Duration = Duration::from_secs(30);
+/// How often a settled JetStream cluster's `status.jetstream` is refreshed: the
+/// members' `/jsz` costs a few milliseconds, and a status is written only on a change.
+const JETSTREAM_REFRESH: Duration = Duration::from_secs(30);
 
 /// Reconciles one NatsCluster.
 pub async fn reconcile(cluster: Arc<NatsCluster>, ctx: Arc<Context>) -> Result<Requeue, Error> {
@@ -36,13 +40,7 @@ async fn reconcile_once(cluster: Arc<NatsCluster>, ctx: &Context) -> Result<Dura
     let now = Timestamp::now();
     let mut d = decide(&o, &ctx.paths, None, now);
     if let Some(target) = d.needs_health.clone() {
-        let https = o
-            .cluster
-            .spec
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.https_monitoring);
-        let behind = super::health::behind(&o.pods, &target, https).await;
+        let behind = super::health::behind(&o.pods, &target, https(&o)).await;
         d = decide(&o, &ctx.paths, Some(&Health { target, behind }), now);
     }
     let outcome = super::apply::apply(ctx, &o, &d).await?;
@@ -51,7 +49,22 @@ async fn reconcile_once(cluster: Arc<NatsCluster>, ctx: &Context) -> Result<Dura
         requests.extend(outcome.expanded.iter().cloned());
         super::storage::largest_request(requests.values().map(String::as_str))
     });
-    let next = write_status(ctx, &o, &d, degraded.as_ref(), volume_size).await?;
+    let jetstream = if crate::render::jetstream_enabled(&o.cluster.spec) {
+        let answers = super::data_plane::observe(&o.pods, https(&o)).await;
+        let mut members: std::collections::BTreeSet<String> =
+            o.pods.iter().map(|p| p.name_any()).collect();
+        let name = o.stored.name_any();
+        members.extend(
+            (1..=u32::try_from(o.cluster.spec.size).unwrap_or(0))
+                .map(|i| crate::render::pod_name(&name, i)),
+        );
+        let prev = o.stored.status.as_ref().and_then(|s| s.jetstream.as_ref());
+        Some(super::data_plane::summarize(&members, &answers, prev))
+    } else {
+        None
+    };
+    let refresh = jetstream.is_some();
+    let next = write_status(ctx, &o, &d, degraded.as_ref(), volume_size, jetstream).await?;
     if let Ok(meta) = &o.meta {
         ctx.metrics.observe_cluster(
             &meta.namespace,
@@ -66,9 +79,20 @@ async fn reconcile_once(cluster: Arc<NatsCluster>, ctx: &Context) -> Result<Dura
     }
     Ok(if outcome.degraded.is_some() {
         REFUSED
+    } else if refresh {
+        d.requeue.min(JETSTREAM_REFRESH)
     } else {
         d.requeue
     })
+}
+
+/// Whether the members' monitoring port speaks HTTPS (`tls.httpsMonitoring`).
+fn https(o: &Observed) -> bool {
+    o.cluster
+        .spec
+        .tls
+        .as_ref()
+        .is_some_and(|t| t.https_monitoring)
 }
 
 /// Computes the status and patches it when it differs from the stored one.
@@ -78,6 +102,7 @@ async fn write_status(
     d: &super::decide::Decision,
     degraded: Option<&(String, String)>,
     volume_size: Option<String>,
+    jetstream: Option<(JetStreamStatus, Verdict)>,
 ) -> Result<NatsClusterStatus, Error> {
     let views = super::decide::member_views(o, None);
     let versions: Vec<String> = o
@@ -104,6 +129,7 @@ async fn write_status(
             selector: format!("app=nats,nats_cluster={name}"),
             volume_size,
             catch_up_since: d.catch_up_since,
+            jetstream,
         },
         Timestamp::now(),
     );

@@ -5,8 +5,9 @@
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
+use super::data_plane::Verdict;
 use super::plan::{MemberPod, Phase};
-use crate::api::v1beta1::NatsClusterStatus;
+use crate::api::v1beta1::{JetStreamStatus, NatsClusterStatus};
 
 /// Inputs of [`next_status`].
 #[derive(Debug, Clone)]
@@ -30,6 +31,9 @@ pub struct StatusInput<'a> {
     pub volume_size: Option<String>,
     /// Since when a voluntary stop has waited for JetStream (`None`: nothing waits).
     pub catch_up_since: Option<Timestamp>,
+    /// `status.jetstream` and the `JetStreamHealthy` verdict, with JetStream (`None`:
+    /// neither is shown).
+    pub jetstream: Option<(JetStreamStatus, Verdict)>,
 }
 
 fn condition(
@@ -153,9 +157,32 @@ pub fn next_status(
         }
         None => condition(prev, "Degraded", false, "AsExpected", String::new(), g, now),
     };
+    let mut conditions = vec![ready_c, progressing_c, degraded_c, paused_c];
+    if let Some((_, verdict)) = &input.jetstream {
+        conditions.push(match verdict {
+            Ok(message) => condition(
+                prev,
+                "JetStreamHealthy",
+                true,
+                "Healthy",
+                message.clone(),
+                g,
+                now,
+            ),
+            Err((reason, message)) => condition(
+                prev,
+                "JetStreamHealthy",
+                false,
+                reason,
+                message.clone(),
+                g,
+                now,
+            ),
+        });
+    }
     NatsClusterStatus {
         observed_generation: g,
-        conditions: vec![ready_c, progressing_c, degraded_c, paused_c],
+        conditions,
         replicas,
         ready_replicas: ready,
         current_version,
@@ -165,6 +192,7 @@ pub fn next_status(
             .clone()
             .unwrap_or_else(|| prev.volume_size.clone()),
         catch_up_since: input.catch_up_since.map(Time),
+        jetstream: input.jetstream.as_ref().map(|(s, _)| s.clone()),
     }
 }
 
@@ -197,6 +225,7 @@ mod tests {
             selector: "app=nats,nats_cluster=c".into(),
             volume_size: Some("10Gi".into()),
             catch_up_since: None,
+            jetstream: None,
         };
         let t1 = Timestamp::from_second(1000).unwrap_or(Timestamp::UNIX_EPOCH);
         let t2 = Timestamp::from_second(2000).unwrap_or(Timestamp::UNIX_EPOCH);
@@ -234,6 +263,7 @@ mod tests {
             selector: String::new(),
             volume_size: None,
             catch_up_since: None,
+            jetstream: None,
         };
         let s = next_status(&prev, &input, Timestamp::UNIX_EPOCH);
         assert_eq!(s.current_version, "2.9.0");
