@@ -343,12 +343,18 @@ impl Install {
                     .filter(|(_, b)| b.as_deref() != Some(bundle.as_slice()))
                     .map(|(n, _)| n.as_str())
                     .collect();
-                Ok(if seen.len() == 3 && wrong.is_empty() {
+                let names: Vec<&str> = seen.iter().map(|(n, _)| n.as_str()).collect();
+                let expected = [
+                    "validate.nats.io",
+                    "guard.nats.io",
+                    "default.nats.io",
+                    "CRD conversion",
+                ];
+                Ok(if names == expected && wrong.is_empty() {
                     Ok(())
                 } else {
                     Err(format!(
-                        "caBundle missing or not the Secret's in {wrong:?} (of {} webhooks)",
-                        seen.len()
+                        "caBundle missing or not the Secret's in {wrong:?} (webhooks {names:?})"
                     ))
                 })
             }

@@ -327,6 +327,70 @@ anyhow::ensure!(
     Ok(())
 }
 
+/// The Go operator's `clientsAuthFile` as its users mount it (upstream scenario
+/// `TestConfigReloadOnClientAuthFileChange`): a Secret volume mounted inside the config
+/// directory, itself a read-only Secret volume, and included by `nats.conf`. The users in
+/// the file are enforced, and a change of the Secret reaches the running server on the
+/// kubelet's schedule and is reloaded, without a restart.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clients_auth_file_in_the_config_directory_is_enforced_and_reloaded() -> Result<()> {
+    let _s = scenario();
+    let Some(env) = setup("authfile").await? else {
+        return Ok(());
+    };
+    let version = env.nats_versions()[0].clone();
+    let auth_file = |password: &str| {
+        format!(
+            "apiVersion: v1\nkind: Secret\nmetadata:\n  name: auth-file\nstringData:\n  data: 'users = [ {{ user: foo, password: {password} }} ]'\n"
+        )
+    };
+    env.apply(&auth_file("bar"))?;
+    env.apply(&format!(
+        "apiVersion: nats.io/v1alpha2\nkind: NatsCluster\nmetadata:\n  name: authfile\nspec:\n  size: 1\n  version: \"{version}\"\n  pod:\n    enableConfigReload: true\n    volumeMounts:\n      - name: authconfig\n        mountPath: /etc/nats-config/authconfig\n  auth:\n    clientsAuthFile: \"authconfig/auth.json\"\n  template:\n    spec:\n      volumes:\n        - name: authconfig\n          secret:\n            secretName: auth-file\n            items:\n              - key: data\n                path: auth.json\n"
+    ))?;
+    let r = async {
+        env.wait_ready("authfile", 1).await?;
+        let ip = env.pod_ip("authfile-1").await?;
+        let url = format!("nats://{ip}:4222");
+        let login = |password: &'static str| {
+            let url = url.clone();
+            async move {
+                let c = async_nats::ConnectOptions::with_user_and_password("foo".into(), password.into())
+                    .connect(&url);
+                matches!(tokio::time::timeout(Duration::from_secs(3), c).await, Ok(Ok(_)))
+            }
+        };
+        anyhow::ensure!(login("bar").await, "foo/bar from the auth file was refused");
+        anyhow::ensure!(!login("baz").await, "a password not in the auth file was accepted");
+        let anonymous = async_nats::connect(&url);
+        anyhow::ensure!(
+            !matches!(tokio::time::timeout(Duration::from_secs(3), anonymous).await, Ok(Ok(_))),
+            "a client without credentials was accepted"
+        );
+
+        let t0 = Instant::now();
+        env.apply(&auth_file("baz"))?;
+        poll(Duration::from_secs(180), Duration::from_millis(500), "the new password accepted", || async {
+            Ok(if login("baz").await { Ok(()) } else { Err("foo/baz refused".to_string()) })
+        })
+        .await?;
+        let reloaded = t0.elapsed();
+        anyhow::ensure!(!login("bar").await, "the old password still works after the reload");
+        let restarts = env.restarts().await?;
+        anyhow::ensure!(restarts == 0, "{restarts} containers restarted");
+        println!(
+            "NUMBERS auth file: Secret change -> new password accepted by the running server {:.1} s (the kubelet's Secret volume sync, then the reloader)",
+            reloaded.as_secs_f64()
+        );
+        anyhow::Ok(())
+    }
+    .await;
+    if let Err(e) = r {
+        bail!("{e:#}\n{}", env.diagnostics("authfile", 1).await);
+    }
+    Ok(())
+}
+
 /// PEM files of a CA and a certificate signed by it (server and client auth), for Secrets.
 fn pki(
     ca: &nats_operator_certs::generate::CertificateAuthority,
