@@ -127,10 +127,23 @@ impl Env {
                     .and_then(|s| s.cluster_ip)
                     .and_then(|ip| ip.parse().ok())
                     .with_context(|| format!("Service {name} has no ClusterIP"))?;
-                Ok(ServiceAccess {
-                    addr: SocketAddr::from((ip, port)),
-                    _proxy: None,
-                })
+                let addr = SocketAddr::from((ip, port));
+                // kube-proxy programs a Service's rules on its own schedule after the
+                // endpoints turn ready; until then the ClusterIP refuses connections (seen
+                // once right after a cluster turned Ready). Wait for it as a user would.
+                crate::natscluster::poll(
+                    Duration::from_secs(30),
+                    Duration::from_millis(200),
+                    &format!("Service {name} accepting connections on {addr}"),
+                    || async move {
+                        Ok(match tokio::net::TcpStream::connect(addr).await {
+                            Ok(_) => Ok(()),
+                            Err(e) => Err(e.to_string()),
+                        })
+                    },
+                )
+                .await?;
+                Ok(ServiceAccess { addr, _proxy: None })
             }
         }
     }
