@@ -102,33 +102,25 @@ pub fn validating_webhook_configuration(
     endpoint: &ConversionEndpoint,
     ca_bundle: Option<&[u8]>,
 ) -> ValidatingWebhookConfiguration {
+    let webhook =
+        |name: &str, failure_policy: &str, rules: Vec<RuleWithOperations>| ValidatingWebhook {
+            name: name.into(),
+            admission_review_versions: vec!["v1".into()],
+            client_config: client_config(endpoint, VALIDATE_PATH, ca_bundle),
+            failure_policy: Some(failure_policy.into()),
+            match_policy: Some("Equivalent".into()),
+            rules: Some(rules),
+            side_effects: "None".into(),
+            timeout_seconds: Some(TIMEOUT_SECONDS),
+            ..Default::default()
+        };
     ValidatingWebhookConfiguration {
         metadata: configuration_meta(),
         webhooks: Some(vec![
-            ValidatingWebhook {
-                name: VALIDATING_WEBHOOK_NAME.into(),
-                admission_review_versions: vec!["v1".into()],
-                client_config: client_config(endpoint, VALIDATE_PATH, ca_bundle),
-                failure_policy: Some("Fail".into()),
-                match_policy: Some("Equivalent".into()),
-                rules: Some(rules()),
-                side_effects: "None".into(),
-                timeout_seconds: Some(TIMEOUT_SECONDS),
-                ..Default::default()
-            },
+            webhook(VALIDATING_WEBHOOK_NAME, "Fail", rules()),
             // `Ignore`: with the operator gone (uninstalled, or down), a NatsCluster must
             // still be deletable and scalable; the guard protects data while it runs.
-            ValidatingWebhook {
-                name: GUARD_WEBHOOK_NAME.into(),
-                admission_review_versions: vec!["v1".into()],
-                client_config: client_config(endpoint, VALIDATE_PATH, ca_bundle),
-                failure_policy: Some("Ignore".into()),
-                match_policy: Some("Equivalent".into()),
-                rules: Some(guard_rules()),
-                side_effects: "None".into(),
-                timeout_seconds: Some(TIMEOUT_SECONDS),
-                ..Default::default()
-            },
+            webhook(GUARD_WEBHOOK_NAME, "Ignore", guard_rules()),
         ]),
     }
 }
