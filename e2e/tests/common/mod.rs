@@ -50,9 +50,13 @@ impl EchoLoad {
     pub async fn start(url: &str) -> Result<EchoLoad> {
         use futures::StreamExt;
         let opts = || {
+            // A first connection through a Service's ClusterIP can fail while kube-proxy
+            // is still programming it (seen twice in six runs, before any roll began): retry
+            // it as a deployed client does.
             async_nats::ConnectOptions::new()
                 .request_timeout(Some(Duration::from_secs(2)))
                 .ignore_discovered_servers()
+                .retry_on_initial_connect()
         };
         let mut tasks = Vec::new();
         // The Service spreads the responders over the members, so while one member stops
