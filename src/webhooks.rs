@@ -76,6 +76,14 @@ impl Guarded {
     }
 }
 
+/// The integer at JSON `pointer` of `object`, when it fits an `i32`.
+fn int_at(object: &Value, pointer: &str) -> Option<i32> {
+    object
+        .pointer(pointer)
+        .and_then(Value::as_i64)
+        .and_then(|n| i32::try_from(n).ok())
+}
+
 fn as_cluster(object: &Value) -> Option<NatsCluster> {
     if object.get("kind").and_then(Value::as_str) != Some("NatsCluster") {
         return None;
@@ -126,11 +134,7 @@ impl NatsAdmission {
 
     /// A change of `spec.replicas` through the `scale` subresource.
     fn guard_scale(&self, req: &AdmissionRequest) -> Verdict {
-        let replicas = |o: Option<&Value>| {
-            o.and_then(|o| o.pointer("/spec/replicas"))
-                .and_then(Value::as_i64)
-                .and_then(|r| i32::try_from(r).ok())
-        };
+        let replicas = |o: Option<&Value>| o.and_then(|o| int_at(o, "/spec/replicas"));
         let (Some(new), Some(old)) = (
             replicas(req.object.as_ref()),
             replicas(req.old_object.as_ref()),
@@ -151,16 +155,12 @@ impl NatsAdmission {
         new: &Value,
         old: Option<&Value>,
     ) -> Result<Vec<String>, crate::api::field::FieldError> {
-        let size = |o: &Value| {
-            o.pointer("/spec/size")
-                .and_then(Value::as_i64)
-                .and_then(|r| i32::try_from(r).ok())
-        };
         let Some(old) = old else {
             return Ok(Vec::new());
         };
         // An unset size is 0 (no servers).
-        let (old_size, new_size) = (size(old).unwrap_or(0), size(new).unwrap_or(0));
+        let size = |o: &Value| int_at(o, "/spec/size").unwrap_or(0);
+        let (old_size, new_size) = (size(old), size(new));
         if new_size >= old_size || new.get("kind").and_then(Value::as_str) != Some("NatsCluster") {
             return Ok(Vec::new());
         }

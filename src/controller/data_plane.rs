@@ -68,9 +68,6 @@ pub struct MetaInfo {
     /// The other peers, as this server sees them.
     #[serde(default)]
     pub replicas: Vec<PeerInfo>,
-    /// The group's size as this server knows it.
-    #[serde(default)]
-    pub cluster_size: usize,
 }
 
 /// A raft peer in `/jsz`.
@@ -161,13 +158,9 @@ pub async fn observe(pods: &[Arc<Pod>], https: bool) -> Vec<MemberJsz> {
         .filter(|p| p.metadata.deletion_timestamp.is_none())
         .filter_map(|p| Some((p.name_any(), p.status.as_ref()?.pod_ip.clone()?)))
         .map(|(pod, ip)| async move {
-            let jsz = match super::health::get_limited(&ip, https, JSZ_PATH, MAX_BODY).await {
-                Ok((200, body)) => {
-                    serde_json::from_str(&body).map_err(|e| format!("/jsz is not JSON: {e}"))
-                }
-                Ok((code, _)) => Err(format!("/jsz answered HTTP {code}")),
-                Err(e) => Err(e),
-            };
+            let jsz = super::health::get_json(&ip, https, JSZ_PATH, MAX_BODY)
+                .await
+                .map_err(|e| format!("/jsz: {e}"));
             MemberJsz { pod, jsz }
         });
     futures::future::join_all(asks).await
@@ -467,7 +460,6 @@ mod tests {
                 meta_cluster: Some(MetaInfo {
                     leader: leader.into(),
                     replicas: peers,
-                    cluster_size: 3,
                 }),
                 ..Default::default()
             }),

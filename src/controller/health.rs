@@ -110,22 +110,27 @@ pub async fn behind(
 /// Asks member at `ip` for `/healthz` and `/jsz` (HTTPS when `https`).
 pub async fn check(ip: &str, https: bool) -> MemberHealth {
     MemberHealth {
-        healthz: get(ip, https, "/healthz").await,
-        jsz: match get(ip, https, "/jsz").await {
-            Ok((200, body)) => serde_json::from_str(&body).map_err(|e| format!("not JSON: {e}")),
-            Ok((code, _)) => Err(format!("HTTP {code}")),
-            Err(e) => Err(e),
-        },
+        healthz: get_limited(ip, https, "/healthz", MAX_BODY).await,
+        jsz: get_json(ip, https, "/jsz", MAX_BODY).await,
     }
 }
 
-async fn get(ip: &str, https: bool, path: &str) -> Result<(u16, String), String> {
-    get_limited(ip, https, path, MAX_BODY).await
+/// GET `path` (at most `max` bytes) and decode the 200 answer as JSON.
+pub(super) async fn get_json<T: serde::de::DeserializeOwned>(
+    ip: &str,
+    https: bool,
+    path: &str,
+    max: usize,
+) -> Result<T, String> {
+    match get_limited(ip, https, path, max).await? {
+        (200, body) => serde_json::from_str(&body).map_err(|e| format!("not JSON: {e}")),
+        (code, _) => Err(format!("HTTP {code}")),
+    }
 }
 
 /// GET `path` from the monitoring port of the member at `ip`, reading at most `max`
 /// bytes of the answer, within [`REQUEST_TIMEOUT`].
-pub(super) async fn get_limited(
+async fn get_limited(
     ip: &str,
     https: bool,
     path: &str,

@@ -159,26 +159,19 @@ pub fn next_status(
     };
     let mut conditions = vec![ready_c, progressing_c, degraded_c, paused_c];
     if let Some((_, verdict)) = &input.jetstream {
-        conditions.push(match verdict {
-            Ok(message) => condition(
-                prev,
-                "JetStreamHealthy",
-                true,
-                "Healthy",
-                message.clone(),
-                g,
-                now,
-            ),
-            Err((reason, message)) => condition(
-                prev,
-                "JetStreamHealthy",
-                false,
-                reason,
-                message.clone(),
-                g,
-                now,
-            ),
-        });
+        let (healthy, reason, message) = match verdict {
+            Ok(message) => (true, "Healthy", message),
+            Err((reason, message)) => (false, *reason, message),
+        };
+        conditions.push(condition(
+            prev,
+            "JetStreamHealthy",
+            healthy,
+            reason,
+            message.clone(),
+            g,
+            now,
+        ));
     }
     NatsClusterStatus {
         observed_generation: g,
