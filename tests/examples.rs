@@ -134,7 +134,9 @@ fn the_examples_cover_every_documented_feature() {
 /// Secret with a JSON parser keep working: every config `render` prints for our examples
 /// and upstream's parses with `serde_json`, except where the server needs what JSON cannot
 /// say (an `include` line for external advertise files or an authorization file, written
-/// as the Go operator did).
+/// as the Go operator did; the member's `server_name` as a variable of its pod, which
+/// the file needs because nats-server reloads ignore the `--name` flag). Quoting that
+/// variable makes such a file JSON again.
 #[test]
 fn every_rendered_config_is_json() {
     let mut files = support::yaml_files(&support::repo().join("examples/v1beta1"));
@@ -144,7 +146,7 @@ fn every_rendered_config_is_json() {
     if let Some(dir) = support::upstream_dir("every_rendered_config_is_json") {
         files.extend(support::yaml_files(&dir));
     }
-    let (mut json, mut with_include) = (0, 0);
+    let (mut json, mut with_include, mut with_name) = (0, 0, 0);
     for file in &files {
         let Ok(printed) = render_stream(&std::fs::read_to_string(file).unwrap_or_default()) else {
             continue; // upstream's deliberately invalid example
@@ -160,14 +162,23 @@ fn every_rendered_config_is_json() {
                 with_include += 1;
                 continue;
             }
-            if let Err(e) = serde_json::from_str::<Value>(text) {
+            let named = text.replace(": $POD_NAME,", ": \"$POD_NAME\",");
+            let named = named.replace(": $SERVER_NAME,", ": \"$SERVER_NAME\",");
+            if let Err(e) = serde_json::from_str::<Value>(&named) {
                 panic!("{}: nats.conf is not JSON ({e}):\n{text}", file.display());
             }
-            json += 1;
+            if named == text {
+                json += 1;
+            } else {
+                with_name += 1;
+            }
         }
     }
-    assert!(json >= 26, "only {json} configs");
+    assert!(
+        json >= 20 && with_name >= 3,
+        "only {json} + {with_name} configs"
+    );
     println!(
-        "NUMBERS json-conf: {json} configs are strict JSON, {with_include} need an include line"
+        "NUMBERS json-conf: {json} configs are strict JSON, {with_name} JSON but for the server-name variable, {with_include} need an include line"
     );
 }

@@ -89,7 +89,9 @@ fn render(dir: &std::path::Path, spec: &b::NatsClusterSpec) -> (std::path::PathB
     };
     let conf =
         nats_conf(spec, &ClusterMeta::new("c", "ns"), &members, &auth, &paths).expect("renders");
-    let parsed: serde_json::Value = serde_json::from_str(&conf.text).expect("nats.conf is JSON");
+    // JSON but for the member's name, a variable of its pod.
+    let quoted = conf.text.replace(": $POD_NAME,", ": \"$POD_NAME\",");
+    let parsed: serde_json::Value = serde_json::from_str(&quoted).expect("nats.conf is JSON");
     assert_eq!(parsed["no_auth_user"], "guest", "{}", conf.text);
     assert_eq!(parsed["mqtt"]["max_ack_pending"], 200, "{}", conf.text);
     assert_eq!(parsed["websocket"]["no_tls"], true, "{}", conf.text);
@@ -98,9 +100,9 @@ fn render(dir: &std::path::Path, spec: &b::NatsClusterSpec) -> (std::path::PathB
         "{}",
         conf.text
     );
-    assert!(
-        parsed.get("server_name").is_none(),
-        "the name is a flag: {}",
+    assert_eq!(
+        parsed["server_name"], "$POD_NAME",
+        "a reload reads the name from the file: {}",
         conf.text
     );
     let pod = member_pod(spec, &ClusterMeta::new("c", "ns"), 1, &conf.hash).expect("pod");
@@ -118,7 +120,7 @@ fn every_server_accepts_the_config() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (file, flags) = render(dir.path(), &spec(free_port(), free_port()));
     for server in servers() {
-        let (ok, out) = config_test_with(&server, &file, &[], &flags);
+        let (ok, out) = config_test_with(&server, &file, &[("POD_NAME", "c-1")], &flags);
         assert!(ok, "nats-server {} refused it: {out}", server.version);
     }
 }
@@ -129,7 +131,13 @@ fn a_server_on_it_runs_jetstream_mqtt_and_the_no_auth_user() {
     let (mqtt, ws) = (free_port(), free_port());
     let (file, flags) = render(dir.path(), &spec(mqtt, ws));
     let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
-    let server = Running::start_with(&newest(), &file, free_port(), &[], &flags);
+    let server = Running::start_with(
+        &newest(),
+        &file,
+        free_port(),
+        &[("POD_NAME", "c-1")],
+        &flags,
+    );
 
     let varz = server.get("/varz").expect("/varz");
     assert_eq!(varz["server_name"], "c-1", "stable server name per member");

@@ -53,7 +53,8 @@ fn json_of(text: &str) -> serde_json::Value {
             let t = l.trim_start();
             match t.strip_prefix("include \"") {
                 Some(rest) => format!("{}\"include\": \"{rest}\n", &l[..l.len() - t.len()]),
-                None => format!("{l}\n"),
+                // The one unquoted value: the member's name, a variable of its pod.
+                None => format!("{}\n", l.replace(": $POD_NAME,", ": \"$POD_NAME\",")),
             }
         })
         .collect();
@@ -159,8 +160,10 @@ fn server_name_lame_duck_limits_and_websocket_without_tls() {
         v["websocket"],
         json!({"port": 8080, "no_tls": true, "handshake_timeout": "5s", "compression": true})
     );
-    // The server name is a flag the kubelet expands, not a `$VAR` JSON cannot hold.
-    assert!(v.get("server_name").is_none(), "{text}");
+    // The server name is a flag the kubelet expands and, for reloads (which ignore the
+    // flag), the pod's variable in the file.
+    assert_eq!(v["server_name"], "$POD_NAME", "{text}");
+    assert!(text.contains("\n  \"server_name\": $POD_NAME,\n"), "{text}");
     let command = |spec: &b::NatsClusterSpec| {
         pod(spec, 1)
             .spec

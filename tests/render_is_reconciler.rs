@@ -221,6 +221,14 @@ fn observed(docs: &[Value], raw: &Value) -> Observed {
     } else {
         PodMonitorSeen::NotAsked
     };
+    // The operator's own system user, as `render` writes it offline.
+    let system_user_secret = Some(Arc::new(nats_operator::render::secret::system_user_secret(
+        &meta,
+        &nats_operator::render::system_user::SystemUser {
+            username: nats_operator::render::system_user::SYSTEM_USER_NAME.into(),
+            password: nats_operator::yaml_stream::OFFLINE_PASSWORD.into(),
+        },
+    )));
     Observed {
         stored: Arc::new(stored),
         cluster,
@@ -235,6 +243,8 @@ fn observed(docs: &[Value], raw: &Value) -> Observed {
         pod_monitor,
         claims: Some(Vec::new()),
         pending: Default::default(),
+        system_user_secret,
+        jsz: Vec::new(),
     }
 }
 

@@ -43,6 +43,7 @@ pub mod audit;
 mod cluster;
 pub mod controller;
 pub mod fixtures;
+pub mod jsload;
 mod kubectl;
 pub mod kubelet;
 pub mod metrics;

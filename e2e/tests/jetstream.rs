@@ -12,12 +12,11 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail, ensure};
-use async_nats::jetstream::stream::RawMessageErrorKind;
 use async_nats::jetstream::{self, consumer, stream};
-use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Event, PersistentVolumeClaim};
 use kube::Api;
 use kube::api::ListParams;
+use nats_operator_e2e::jsload::{extra_copies, only_retries_copied, publisher, stored};
 use nats_operator_e2e::monitor;
 use nats_operator_e2e::natscluster::{condition_message, poll, wait_cluster};
 use nats_operator_e2e::realnats::{
@@ -30,141 +29,6 @@ use nats_operator_e2e::storage::{
 use serde_json::json;
 
 const STREAM: &str = "ORDERS";
-
-/// What the publisher saw.
-#[derive(Debug, Default)]
-struct Published {
-    /// Message ids (`Nats-Msg-Id`) acknowledged by the stream.
-    acked: BTreeSet<u64>,
-    /// Ids never acknowledged within the deadline.
-    gave_up: Vec<String>,
-    /// Ids whose first publish attempt failed and was retried.
-    retried: BTreeSet<u64>,
-    /// The longest time from a message's first attempt to its acknowledgement.
-    longest_wait: Duration,
-}
-
-/// A producer keeps retrying one message for this long (the same budget the request
-/// scenario of the real-NATS suite gives its clients): a member that just started may
-/// answer "no responders" until its routes carry the stream's interest.
-const PUBLISH_DEADLINE: Duration = Duration::from_secs(30);
-
-/// Publishes `orders.<n>` with `Nats-Msg-Id: n` every 10 ms until `stop`, retrying an
-/// unacknowledged publish with the same id (the stream deduplicates) within
-/// [`PUBLISH_DEADLINE`], as a careful producer does.
-fn publisher(js: jetstream::Context, stop: Arc<AtomicBool>) -> tokio::task::JoinHandle<Published> {
-    tokio::spawn(async move {
-        let mut out = Published::default();
-        let mut n = 0u64;
-        while !stop.load(Ordering::Relaxed) {
-            n += 1;
-            let started = Instant::now();
-            let mut last = String::new();
-            let mut acked = false;
-            let mut attempt = 0u32;
-            while started.elapsed() < PUBLISH_DEADLINE {
-                let mut headers = async_nats::HeaderMap::new();
-                headers.insert("Nats-Msg-Id", n.to_string().as_str());
-                let sent = js
-                    .publish_with_headers(format!("orders.{n}"), headers, n.to_string().into())
-                    .await;
-                match sent {
-                    Ok(ack) => match ack.await {
-                        Ok(_) => {
-                            acked = true;
-                            break;
-                        }
-                        Err(e) => last = e.to_string(),
-                    },
-                    Err(e) => last = e.to_string(),
-                }
-                if attempt == 0 {
-                    out.retried.insert(n);
-                }
-                attempt += 1;
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            if acked {
-                out.acked.insert(n);
-                out.longest_wait = out.longest_wait.max(started.elapsed());
-            } else {
-                out.gave_up.push(format!("#{n}: {last}"));
-            }
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
-        out
-    })
-}
-
-/// One stored message: its stream sequence, `Nats-Msg-Id` and when the stream took it.
-#[derive(Debug, Clone, PartialEq)]
-struct Stored {
-    seq: u64,
-    id: u64,
-    published: String,
-}
-
-/// Every message of the stream, in order: each sequence from the first to the last read
-/// from the stream leader's store (a consumer's deliveries would be a second system to
-/// trust; a sequence without a message, which a stream never has here, is skipped).
-async fn stored(js: &jetstream::Context) -> Result<Vec<Stored>> {
-    let mut stream = js.get_stream(STREAM).await.context("stream info")?;
-    let state = stream.info().await.context("stream info")?.state.clone();
-    let stream = &stream;
-    let reads = futures::stream::iter(state.first_sequence..=state.last_sequence)
-        .map(|seq| async move {
-            let mut last = String::new();
-            for _ in 0..20 {
-                match stream.get_raw_message(seq).await {
-                    Ok(m) => return Ok(Some(m)),
-                    Err(e) if e.kind() == RawMessageErrorKind::NoMessageFound => return Ok(None),
-                    Err(e) => last = e.to_string(),
-                }
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            bail!("reading sequence {seq}: {last}")
-        })
-        .buffered(32)
-        .collect::<Vec<_>>()
-        .await;
-    let mut out = Vec::with_capacity(state.messages as usize);
-    for read in reads {
-        let Some(m) = read? else { continue };
-        let id = m
-            .headers
-            .get("Nats-Msg-Id")
-            .and_then(|v| v.as_str().parse().ok())
-            .with_context(|| format!("sequence {} has no Nats-Msg-Id", m.sequence))?;
-        out.push(Stored {
-            seq: m.sequence,
-            id,
-            published: m.time.to_string(),
-        });
-    }
-    Ok(out)
-}
-
-/// Stored messages whose id was already stored at a lower sequence.
-fn extra_copies(messages: &[Stored]) -> Vec<&Stored> {
-    let mut seen = BTreeSet::new();
-    messages.iter().filter(|m| !seen.insert(m.id)).collect()
-}
-
-/// Deduplication by `Nats-Msg-Id` is the stream leader's: a publish retried while the
-/// leadership moves can be stored twice (seen now and then in the upgrade roll, with
-/// 2.9.10 servers still in the cluster). Such a copy comes from the client's retry,
-/// never from a roll alone: every extra copy must be of a publish the client retried.
-fn only_retries_copied(copies: &[&Stored], published: &Published) -> Result<()> {
-    let unexplained: Vec<&&Stored> = copies
-        .iter()
-        .filter(|m| !published.retried.contains(&m.id))
-        .collect();
-    ensure!(
-        unexplained.is_empty(),
-        "stored twice without a retry: {unexplained:?}"
-    );
-    Ok(())
-}
 
 /// The stream answers with 3 replicas, a leader and every follower current. On timeout
 /// the error carries what the client and every member saw (see [`jetstream_view`]).
@@ -411,7 +275,7 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
             )
             .await?;
         let stop = Arc::new(AtomicBool::new(false));
-        let load = publisher(js.clone(), stop.clone());
+        let load = publisher(js.clone(), "orders", stop.clone());
         tokio::time::sleep(Duration::from_secs(2)).await;
 
         // A roll per minor version, then one downgrade, then a pod-spec change.
@@ -433,7 +297,7 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
         tokio::time::sleep(Duration::from_secs(2)).await;
         stop.store(true, Ordering::Relaxed);
         let published = load.await?;
-        let ids = stored(&js).await?;
+        let ids = stored(&js, STREAM).await?;
         let found: BTreeSet<u64> = ids.iter().map(|m| m.id).collect();
         let missing: Vec<&u64> = published.acked.difference(&found).take(10).collect();
         let copies = extra_copies(&ids);
@@ -490,7 +354,7 @@ async fn r3_stream_keeps_every_acknowledged_message_through_rolls_scaling_and_gr
             Ok(if names.len() == 3 { Ok(()) } else { Err(format!("{names:?}")) })
         })
         .await?;
-        let after_scaling = stored(&js).await?;
+        let after_scaling = stored(&js, STREAM).await?;
         let found_after: BTreeSet<u64> = after_scaling.iter().map(|m| m.id).collect();
         let lost: Vec<&u64> = found.difference(&found_after).take(10).collect();
         let appeared: Vec<&u64> = found_after.difference(&found).take(10).collect();

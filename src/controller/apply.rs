@@ -16,6 +16,7 @@ use super::plan::DeleteReason;
 use super::service_roles;
 use super::storage::VolumeAction;
 use crate::render::CONFIG_HASH_ANNOTATION;
+use crate::render::system_user::{SYSTEM_USER_NAME, SystemUser};
 use kube::runtime::events::EventType;
 
 /// What the writes did.
@@ -256,6 +257,88 @@ pub async fn apply(ctx: &Context, o: &Observed, d: &Decision) -> Result<Outcome,
                 }
                 deleted.push(claim.as_str());
             }
+            Step::IssueSystemUser => {
+                let user = SystemUser {
+                    username: SYSTEM_USER_NAME.into(),
+                    password: new_password()?,
+                };
+                let secret = crate::render::secret::system_user_secret(meta, &user);
+                let name = meta.system_user_secret();
+                let body = crate::render::desired::typed(&secret, "v1", "Secret");
+                let api: Api<Secret> = Api::namespaced(ctx.client.clone(), ns);
+                api.patch(
+                    &name,
+                    &PatchParams::apply(MANAGER).force(),
+                    &Patch::Apply(&body),
+                )
+                .await
+                .map_err(kube_err(format!("apply Secret {ns}/{name}")))?;
+                out.writes += 1;
+            }
+            Step::MoveStreams { server, streams } => {
+                let result = async {
+                    let client = system_client(o, server).await?;
+                    let mut failed = Vec::new();
+                    for (account, stream) in streams {
+                        if let Err(e) = client.move_stream(account, stream, server).await {
+                            failed.push(e);
+                        }
+                    }
+                    if failed.is_empty() {
+                        Ok(())
+                    } else {
+                        Err(failed.join("; "))
+                    }
+                }
+                .await;
+                match result {
+                    Ok(()) => {
+                        let names: Vec<String> =
+                            streams.iter().map(|(a, s)| format!("{a}/{s}")).collect();
+                        member_event(
+                            ctx,
+                            cluster,
+                            server,
+                            EventType::Normal,
+                            "MovingStreams",
+                            "ScaleDown",
+                            format!(
+                                "moving the replicas of {} off {server} before it is removed",
+                                names.join(", ")
+                            ),
+                        )
+                        .await;
+                    }
+                    Err(why) => {
+                        // Asked again on the next pass; the wait turns Degraded after
+                        // catchUpTimeout.
+                        tracing::info!(%why, "stream move not started");
+                    }
+                }
+            }
+            Step::RemovePeer { server } => {
+                let result = async {
+                    let client = system_client(o, server).await?;
+                    client.remove_server(server).await
+                }
+                .await;
+                match result {
+                    Ok(()) => {
+                        event(
+                            ctx,
+                            cluster,
+                            EventType::Normal,
+                            "PeerRemoved",
+                            "ScaleDown",
+                            format!(
+                                "removed the departed server {server} from the JetStream meta group"
+                            ),
+                        )
+                        .await;
+                    }
+                    Err(why) => tracing::info!(%why, "meta peer not removed"),
+                }
+            }
             Step::MarkConfig { pod, hash } => {
                 let patch = json!({"metadata": {"annotations": {CONFIG_HASH_ANNOTATION: hash}}});
                 match pods
@@ -351,4 +434,52 @@ async fn delete_pod(
     )
     .await;
     Ok(())
+}
+
+/// 32 random bytes as 43 URL-safe base64 characters: nothing in them needs quoting.
+fn new_password() -> Result<String, Error> {
+    use base64::Engine;
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| Error::Unexpected(format!("no OS randomness: {e}")))?;
+    Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// A system-user connection to the running members other than `except`.
+async fn system_client(
+    o: &Observed,
+    except: &str,
+) -> Result<super::system_account::SystemClient, String> {
+    let Some(user) = o
+        .system_user_secret
+        .as_ref()
+        .and_then(|s| s.data.as_ref())
+        .map(|d| d.iter().map(|(k, v)| (k.clone(), v.0.clone())).collect())
+        .and_then(|d: crate::render::inputs::SecretData| crate::render::inputs::system_user(&d))
+    else {
+        return Err("the operator's system user is not there yet".into());
+    };
+    let addresses: Vec<String> = o
+        .pods
+        .iter()
+        .filter(|p| {
+            kube::ResourceExt::name_any(p.as_ref()) != except
+                && p.metadata.deletion_timestamp.is_none()
+        })
+        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
+        .map(|ip| {
+            if ip.contains(':') {
+                format!("[{ip}]:{}", crate::api::consts::CLIENT_PORT)
+            } else {
+                format!("{ip}:{}", crate::api::consts::CLIENT_PORT)
+            }
+        })
+        .collect();
+    let tls = o
+        .cluster
+        .spec
+        .tls
+        .as_ref()
+        .and_then(|t| t.client.as_ref())
+        .is_some_and(|c| !c.secret.is_empty());
+    super::system_account::SystemClient::connect(&addresses, &user, tls).await
 }

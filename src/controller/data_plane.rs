@@ -126,6 +126,9 @@ pub struct StreamConfig {
 /// A stream's raft group.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 pub struct StreamCluster {
+    /// The leader's server name.
+    #[serde(default)]
+    pub leader: String,
     /// The other replicas.
     #[serde(default)]
     pub replicas: Vec<PeerInfo>,
@@ -164,6 +167,87 @@ pub async fn observe(pods: &[Arc<Pod>], https: bool) -> Vec<MemberJsz> {
             MemberJsz { pod, jsz }
         });
     futures::future::join_all(asks).await
+}
+
+/// Where the streams with a replica on a server stand, for a scale-down.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hosted {
+    /// Streams `(account, name)` with a replica on it and their configured count of
+    /// replicas: a move can start.
+    pub movable: Vec<(String, String)>,
+    /// Streams with a replica on it that have more replicas than configured: a move is
+    /// under way (the new replica is catching up).
+    pub moving: Vec<(String, String)>,
+}
+
+impl Hosted {
+    /// No replica is left on the server.
+    pub fn is_empty(&self) -> bool {
+        self.movable.is_empty() && self.moving.is_empty()
+    }
+}
+
+/// The streams with a replica on `server`, from the members' answers (each stream as
+/// its leader reports it, or any replica on servers that answer for every replica).
+pub fn hosted_on(answers: &[MemberJsz], server: &str) -> Hosted {
+    let mut seen = BTreeSet::new();
+    let mut out = Hosted::default();
+    for a in answers {
+        let Ok(j) = &a.jsz else { continue };
+        for acc in &j.account_details {
+            for s in &acc.stream_detail {
+                let key = (acc.name.clone(), s.name.clone());
+                if !seen.insert(key.clone()) {
+                    continue;
+                }
+                let cluster = s.cluster.clone().unwrap_or_default();
+                let leader = if cluster.leader.is_empty() {
+                    a.pod.clone()
+                } else {
+                    cluster.leader.clone()
+                };
+                let mut hosts: BTreeSet<&str> =
+                    cluster.replicas.iter().map(|r| r.name.as_str()).collect();
+                hosts.insert(leader.as_str());
+                if !hosts.contains(server) {
+                    continue;
+                }
+                let configured = s.config.as_ref().map_or(0, |c| c.num_replicas).max(1);
+                if hosts.len() > configured as usize {
+                    out.moving.push(key);
+                } else {
+                    out.movable.push(key);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Meta peers that are no member: named as a member of `cluster` (`<cluster>-<n>`),
+/// absent from `members` (the pods that exist and those the spec asks for). They are
+/// what a scale-down or a replaced server leaves behind in the meta group.
+pub fn departed_peers(
+    cluster: &str,
+    members: &BTreeSet<String>,
+    answers: &[MemberJsz],
+) -> Vec<String> {
+    let answered: Vec<(&str, &JszDetail)> = answers
+        .iter()
+        .filter_map(|a| a.jsz.as_ref().ok().map(|j| (a.pod.as_str(), j)))
+        .filter(|(_, j)| !j.disabled)
+        .collect();
+    let leader = answered
+        .iter()
+        .filter_map(|(_, j)| j.meta_cluster.as_ref())
+        .map(|m| m.leader.as_str())
+        .find(|l| !l.is_empty())
+        .unwrap_or_default();
+    meta_peers(&answered, leader)
+        .into_iter()
+        .map(|p| p.name)
+        .filter(|n| !members.contains(n) && crate::render::member_index(cluster, n).is_some())
+        .collect()
 }
 
 /// `status.jetstream` and the `JetStreamHealthy` verdict from the members' answers.

@@ -13,6 +13,7 @@ use kube::runtime::events::EventType;
 use serde_json::{Value, json};
 
 use super::context::APPLIED_ANNOTATION;
+use super::data_plane;
 use super::lame_duck::{self, Stage};
 use super::observe::{Observed, PodMonitorSeen};
 use super::plan::{Action, DeleteReason, MemberPod, Members, Phase, plan};
@@ -21,6 +22,7 @@ use super::storage::{VolumeAction, volume_actions};
 use crate::api::choices::ReclaimPolicy;
 use crate::api::v1beta1::NatsClusterStatus;
 use crate::render::desired::typed;
+use crate::render::system_user::SystemUser;
 use crate::render::{
     self, CONFIG_HASH_ANNOTATION, ClusterMeta, Desired, POD_SPEC_HASH_ANNOTATION, Paths,
     auth_inputs,
@@ -28,6 +30,9 @@ use crate::render::{
 
 /// Degraded reason while a voluntary stop waits past `catchUpTimeout`.
 pub const JETSTREAM_NOT_CURRENT: &str = "JetStreamNotCurrent";
+/// Degraded reason while a scale-down waits past `catchUpTimeout` for stream replicas
+/// to move off the member it removes.
+pub const STREAMS_NOT_MOVED: &str = "StreamsNotMoved";
 /// `spec.jetstream.catchUpTimeout` when it is not set.
 pub const DEFAULT_CATCH_UP_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a healthy, settled cluster waits for its next look (every change of it or
@@ -157,6 +162,21 @@ pub enum Step {
     },
     /// Grow or delete a claim.
     Volume(VolumeAction),
+    /// Create (or fix) the Secret with the operator's system user, with a new password.
+    IssueSystemUser,
+    /// Ask the meta leader to move these streams' replicas `(account, stream)` off
+    /// `server` (a member about to be removed by a scale-down).
+    MoveStreams {
+        /// The member.
+        server: String,
+        /// The streams that have a replica on it.
+        streams: Vec<(String, String)>,
+    },
+    /// Remove a departed server from the JetStream meta group.
+    RemovePeer {
+        /// Its server name.
+        server: String,
+    },
     /// Record a new config hash on a running member: the change of the pod makes its
     /// kubelet sync it at once, which refreshes its Secret volumes (otherwise that waits for
     /// the kubelet's periodic sync, up to a minute and more), so the reloader sees the new
@@ -379,6 +399,111 @@ fn report_once(o: &Observed, reason: &str, message: &str, action: &'static str) 
     }
 }
 
+/// What the cache shows of the operator's system-user Secret.
+enum SystemUserSeen {
+    /// None.
+    Missing,
+    /// Ours, with a usable user (one someone emptied counts as missing: it is issued
+    /// again).
+    Ours(SystemUser),
+    /// A Secret of that name someone else owns.
+    Foreign,
+}
+
+fn system_user(o: &Observed, meta: &ClusterMeta) -> SystemUserSeen {
+    let Some(secret) = o.system_user_secret.as_ref() else {
+        return SystemUserSeen::Missing;
+    };
+    // A stored cluster always has a uid; without one (offline) there is no owner to
+    // compare.
+    let ours = meta.uid.is_none()
+        || secret
+            .owner_references()
+            .iter()
+            .any(|r| Some(&r.uid) == meta.uid.as_ref());
+    if !ours {
+        return SystemUserSeen::Foreign;
+    }
+    let data: render::inputs::SecretData = secret
+        .data
+        .clone()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k, v.0))
+        .collect();
+    match render::inputs::system_user(&data) {
+        Some(user) => SystemUserSeen::Ours(user),
+        None => SystemUserSeen::Missing,
+    }
+}
+
+/// The streams to move off `target` before a scale-down stops it: `None` when none
+/// has a replica there; else the wait message and the streams a move can start for.
+fn streams_to_move(o: &Observed, target: &str) -> Option<(String, Vec<(String, String)>)> {
+    let silent: Vec<String> = o
+        .jsz
+        .iter()
+        .filter_map(|a| a.jsz.as_ref().err().map(|e| format!("{}: {e}", a.pod)))
+        .collect();
+    if !silent.is_empty() {
+        // Streams led by a silent member are not seen: stopping now could take a
+        // replica that was never moved.
+        return Some((
+            format!(
+                "waiting to see every member's streams before removing {target}: {}",
+                silent.join("; ")
+            ),
+            Vec::new(),
+        ));
+    }
+    let hosted = data_plane::hosted_on(&o.jsz, target);
+    if hosted.is_empty() {
+        return None;
+    }
+    let names: Vec<String> = hosted
+        .movable
+        .iter()
+        .chain(&hosted.moving)
+        .map(|(a, s)| format!("{a}/{s}"))
+        .collect();
+    Some((
+        format!(
+            "moving {} stream replica(s) off {target} before it is removed: {}",
+            names.len(),
+            names.join(", ")
+        ),
+        hosted.movable,
+    ))
+}
+
+/// When the current wait started (kept in `status.catchUpSince`) and, once it is longer
+/// than `jetstream.catchUpTimeout`, how long that is in words.
+fn waited(
+    o: &Observed,
+    spec: &crate::api::v1beta1::NatsClusterSpec,
+    now: Timestamp,
+) -> (Timestamp, Option<String>) {
+    let timeout = spec
+        .jetstream
+        .as_ref()
+        .and_then(|j| crate::api::duration::parse(&j.catch_up_timeout))
+        .unwrap_or(DEFAULT_CATCH_UP_TIMEOUT);
+    let since = prev_status(o)
+        .catch_up_since
+        .map(|t| t.0)
+        .filter(|t| *t <= now)
+        .unwrap_or(now);
+    let waited = now.duration_since(since).unsigned_abs();
+    let late = (waited > timeout).then(|| {
+        format!(
+            "waited {}s, catchUpTimeout is {}s",
+            waited.as_secs(),
+            timeout.as_secs()
+        )
+    });
+    (since, late)
+}
+
 /// Decides one reconcile of `o`; `health` is given on the second call when the first
 /// asked for it ([`Decision::needs_health`]); `now` stamps a new wait.
 pub fn decide(o: &Observed, paths: &Paths, health: Option<&Health>, now: Timestamp) -> Decision {
@@ -432,10 +557,40 @@ pub fn decide(o: &Observed, paths: &Paths, health: Option<&Health>, now: Timesta
         d.notices = notices;
         return d;
     }
+    let jetstream = render::jetstream_enabled(spec)
+        && crate::api::version::parse(&spec.version)
+            .map(|v| v.supports_jetstream())
+            .unwrap_or(true);
+    let system_user = match system_user(o, meta) {
+        SystemUserSeen::Ours(user) => Some(user),
+        SystemUserSeen::Foreign if jetstream => {
+            let msg = format!(
+                "Secret {}/{} exists and is not the operator's: rename it so the operator can keep its system user there; until then streams are not moved off members before a scale-down and departed servers stay in the JetStream meta group",
+                meta.namespace,
+                meta.system_user_secret()
+            );
+            notices.extend(report_once(o, "SystemUserConflict", &msg, "Render"));
+            None
+        }
+        SystemUserSeen::Missing if jetstream => {
+            // The first config of the cluster (or the one after a rotation) carries it.
+            steps.push(Step::IssueSystemUser);
+            let mut d = Decision::waiting(
+                Phase::Progressing("creating the operator's system user".into()),
+                None,
+                Duration::from_secs(1),
+            );
+            d.steps = steps;
+            d.notices = notices;
+            return d;
+        }
+        _ => None,
+    };
     let lookup = |name: &str| o.auth_secrets.get(name);
     let desired = auth_inputs(spec, &meta.namespace, lookup, tokens.users.clone())
         .map_err(|p| (p.reason(), p.to_string()))
-        .and_then(|auth| {
+        .and_then(|mut auth| {
+            auth.system_user = system_user;
             render::desired(&o.cluster, &auth, paths).map_err(|e| ("InvalidSpec", e.to_string()))
         });
     let desired = match desired {
@@ -569,10 +724,6 @@ pub fn decide(o: &Observed, paths: &Paths, health: Option<&Health>, now: Timesta
         paused: false,
         pods: views,
     });
-    let jetstream = render::jetstream_enabled(spec)
-        && crate::api::version::parse(&spec.version)
-            .map(|v| v.supports_jetstream())
-            .unwrap_or(true);
     let mut degraded = None;
     let mut catch_up_since = None;
     let mut needs_health = None;
@@ -583,34 +734,58 @@ pub fn decide(o: &Observed, paths: &Paths, health: Option<&Health>, now: Timesta
         } => Some(pod.clone()),
         _ => None,
     });
-    if jetstream && let Some(target) = stop {
+    let identity = desired.conf.identity.account().is_some();
+    let scale_down = decision.actions.iter().any(|a| {
+        matches!(a, Action::Delete { pod, reason: DeleteReason::ScaleDown } if Some(pod) == stop.as_ref())
+    });
+    let mut moving = None;
+    if jetstream
+        && identity
+        && scale_down
+        && let Some(target) = stop.as_ref()
+    {
+        moving = streams_to_move(o, target);
+    }
+    if let Some((wait, movable)) = moving {
+        let target = stop.clone().unwrap_or_default();
+        decision.actions.clear();
+        if !movable.is_empty() {
+            steps.push(Step::MoveStreams {
+                server: target.clone(),
+                streams: movable,
+            });
+        }
+        let (since, late) = waited(o, spec, now);
+        catch_up_since = Some(since);
+        if let Some(late) = late {
+            let long = format!("{wait} ({late}; {target} is not stopped until then)");
+            let reported = prev_status(o).conditions.iter().any(|c| {
+                c.type_ == "Degraded" && c.status == "True" && c.reason == STREAMS_NOT_MOVED
+            });
+            if !reported {
+                notices.push(Notice::warning(
+                    STREAMS_NOT_MOVED,
+                    "ScaleDown",
+                    long.clone(),
+                ));
+            }
+            degraded = Some((STREAMS_NOT_MOVED.to_string(), long));
+        }
+        decision.phase = Phase::Progressing(wait);
+    } else if jetstream && let Some(target) = stop.clone() {
         match health.filter(|h| h.target == target) {
             None => needs_health = Some(target),
             Some(h) if h.behind.is_empty() => {}
             Some(h) => {
                 decision.actions.clear();
-                let timeout = spec
-                    .jetstream
-                    .as_ref()
-                    .and_then(|j| crate::api::duration::parse(&j.catch_up_timeout))
-                    .unwrap_or(DEFAULT_CATCH_UP_TIMEOUT);
-                let since = prev_status(o)
-                    .catch_up_since
-                    .map(|t| t.0)
-                    .filter(|t| *t <= now)
-                    .unwrap_or(now);
+                let (since, late) = waited(o, spec, now);
                 catch_up_since = Some(since);
-                let waited = now.duration_since(since).unsigned_abs();
                 let msg = format!(
                     "waiting for JetStream to be current before stopping {target}: {}",
                     h.behind.join("; ")
                 );
-                if waited > timeout {
-                    let long = format!(
-                        "{msg} (waited {}s, catchUpTimeout is {}s; nothing is stopped until it is current)",
-                        waited.as_secs(),
-                        timeout.as_secs()
-                    );
+                if let Some(late) = late {
+                    let long = format!("{msg} ({late}; nothing is stopped until it is current)");
                     let reported = prev_status(o).conditions.iter().any(|c| {
                         c.type_ == "Degraded"
                             && c.status == "True"
@@ -688,6 +863,18 @@ pub fn decide(o: &Observed, paths: &Paths, health: Option<&Health>, now: Timesta
         decision.phase = Phase::Progressing(draining.join("; "));
     }
     steps.extend(mark_config(meta, o, &desired));
+    if jetstream && identity {
+        let mut members: std::collections::BTreeSet<String> =
+            o.pods.iter().map(|p| p.name_any()).collect();
+        members.extend(desired.members.iter().map(|m| m.pod.name_any()));
+        // One at a time: the meta leader refuses a second membership change in flight.
+        if let Some(server) = data_plane::departed_peers(&meta.name, &members, &o.jsz)
+            .into_iter()
+            .next()
+        {
+            steps.push(Step::RemovePeer { server });
+        }
+    }
 
     // Volumes.
     let mut volume_requests = None;
@@ -762,9 +949,19 @@ mod tests {
         c
     }
 
+    /// Observed with the operator's system user in place (as after the first pass).
     fn observed(c: NatsCluster) -> Observed {
-        let o = Observed::new(Arc::new(c));
-        assert!(o.meta.is_ok(), "{:?}", o.meta);
+        let mut o = Observed::new(Arc::new(c));
+        let Ok(meta) = &o.meta else {
+            panic!("{:?}", o.meta);
+        };
+        o.system_user_secret = Some(Arc::new(render::secret::system_user_secret(
+            meta,
+            &SystemUser {
+                username: "nats-operator".into(),
+                password: "pw".into(),
+            },
+        )));
         o
     }
 
@@ -1132,6 +1329,217 @@ mod tests {
             done.steps
                 .iter()
                 .any(|s| matches!(s, Step::DeletePod { pod, .. } if pod == "legacy-1"))
+        );
+    }
+
+    #[test]
+    fn a_jetstream_cluster_first_issues_its_system_user_then_renders_it() {
+        let spec = NatsClusterSpec {
+            jetstream: Some(JetStream::default()),
+            ..three()
+        };
+        let first = decide(
+            &Observed::new(Arc::new(stored(spec.clone()))),
+            &Paths::default(),
+            None,
+            now(),
+        );
+        assert_eq!(first.steps, vec![Step::IssueSystemUser]);
+        assert!(first.desired.is_none(), "nothing is rendered without it");
+        let next = decide(&observed(stored(spec)), &Paths::default(), None, now());
+        let conf = next.desired.map(|d| d.conf).map(|c| (c.text, c.identity));
+        let (text, identity) = conf.unwrap_or_else(|| panic!("no desired state"));
+        assert_eq!(
+            identity,
+            crate::render::system_user::Identity::InAccount("$SYS".into())
+        );
+        assert!(
+            text.contains(r#""$SYS""#) && text.contains(r#""nats-operator""#),
+            "{text}"
+        );
+        // Without JetStream there is neither a Secret nor a user.
+        let plain = decide(
+            &Observed::new(Arc::new(stored(three()))),
+            &Paths::default(),
+            None,
+            now(),
+        );
+        assert!(!plain.steps.contains(&Step::IssueSystemUser));
+        assert!(
+            !plain
+                .desired
+                .map(|d| d.conf.text)
+                .unwrap_or_default()
+                .contains("nats-operator")
+        );
+    }
+
+    /// `/jsz` of `pod`: the meta group as `leader` leads it with `peers` (name, offline),
+    /// and streams it leads as `(name, replicas configured, other hosts)`.
+    fn jsz(
+        pod: &str,
+        leader: &str,
+        peers: &[(&str, bool)],
+        streams: &[(&str, u32, &[&str])],
+    ) -> data_plane::MemberJsz {
+        let detail = json!({
+            "meta_cluster": {
+                "leader": leader,
+                "replicas": peers.iter().filter(|(n, _)| *n != pod).map(|(n, off)| json!({"name": n, "current": !off, "offline": off})).collect::<Vec<_>>(),
+            },
+            "account_details": [{
+                "name": "$G",
+                "stream_detail": streams.iter().map(|(name, r, others)| json!({
+                    "name": name,
+                    "config": {"num_replicas": r},
+                    "cluster": {"leader": pod, "replicas": others.iter().map(|o| json!({"name": o, "current": true})).collect::<Vec<_>>()},
+                })).collect::<Vec<_>>(),
+            }],
+        });
+        data_plane::MemberJsz {
+            pod: pod.into(),
+            jsz: serde_json::from_value(detail).map_err(|e| e.to_string()),
+        }
+    }
+
+    #[test]
+    fn a_scale_down_moves_the_streams_off_the_member_waits_then_removes_its_peer() {
+        let four = NatsClusterSpec {
+            size: 4,
+            jetstream: Some(JetStream {
+                catch_up_timeout: "60s".into(),
+                ..Default::default()
+            }),
+            ..three()
+        };
+        let spec = NatsClusterSpec {
+            size: 3,
+            ..four.clone()
+        };
+        let mut o = observed(stored(spec));
+        for s in decide(&observed(stored(four)), &Paths::default(), None, now()).steps {
+            if let Step::CreatePod(p) = s {
+                o.pods.push(running(&p));
+            }
+        }
+        let peers = [
+            ("legacy-1", false),
+            ("legacy-2", false),
+            ("legacy-3", false),
+            ("legacy-4", false),
+        ];
+        let answers = |orders: &[&str]| {
+            vec![
+                jsz("legacy-1", "legacy-1", &peers, &[("ORDERS", 3, orders)]),
+                jsz("legacy-2", "legacy-1", &peers, &[]),
+                jsz("legacy-3", "legacy-1", &peers, &[]),
+                jsz("legacy-4", "legacy-1", &peers, &[("EVENTS", 1, &[])]),
+            ]
+        };
+        // ORDERS and EVENTS have a replica on legacy-4: both move, nothing stops.
+        o.jsz = answers(&["legacy-2", "legacy-4"]);
+        let moving = decide(&o, &Paths::default(), None, now());
+        assert!(
+            moving.steps.contains(&Step::MoveStreams {
+                server: "legacy-4".into(),
+                streams: vec![
+                    ("$G".into(), "ORDERS".into()),
+                    ("$G".into(), "EVENTS".into())
+                ],
+            }),
+            "{:?}",
+            moving.steps
+        );
+        assert!(
+            !moving
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::DeletePod { .. } | Step::SignalLameDuck { .. }))
+        );
+        assert!(
+            matches!(&moving.phase, Phase::Progressing(m) if m.contains("moving 2 stream replica(s) off legacy-4"))
+        );
+        assert_eq!(moving.catch_up_since, Some(now()));
+        // Under way (ORDERS has a fourth replica catching up): not asked twice.
+        o.jsz = answers(&["legacy-2", "legacy-3", "legacy-4"]);
+        o.jsz[3] = jsz("legacy-4", "legacy-1", &peers, &[]);
+        let under_way = decide(&o, &Paths::default(), None, now());
+        assert!(
+            !under_way
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::MoveStreams { .. } | Step::DeletePod { .. }))
+        );
+        // Past catchUpTimeout: Degraded, and still nothing is stopped.
+        let mut c = o.stored.as_ref().clone();
+        c.status = Some(NatsClusterStatus {
+            catch_up_since: Some(Time(now())),
+            ..Default::default()
+        });
+        o.stored = Arc::new(c);
+        let late = now() + k8s_openapi::jiff::SignedDuration::from_secs(61);
+        let timed_out = decide(&o, &Paths::default(), None, late);
+        assert_eq!(
+            timed_out.degraded.as_ref().map(|d| d.0.as_str()),
+            Some(STREAMS_NOT_MOVED)
+        );
+        assert!(
+            !timed_out
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::DeletePod { .. }))
+        );
+        // A member that does not answer hides its streams: wait, move nothing.
+        o.jsz[2].jsz = Err("connection refused".into());
+        let blind = decide(&o, &Paths::default(), None, now());
+        assert!(
+            matches!(&blind.phase, Phase::Progressing(m) if m.contains("every member's streams"))
+        );
+        // Moved: the usual gate (health), then the member goes.
+        o.jsz = answers(&["legacy-2", "legacy-3"]);
+        o.jsz[3] = jsz("legacy-4", "legacy-1", &peers, &[]);
+        let moved = decide(&o, &Paths::default(), None, now());
+        assert_eq!(
+            moved.needs_health.as_deref(),
+            Some("legacy-4"),
+            "{:?} {:?}",
+            moved.phase,
+            moved.steps
+        );
+        let healthy = Health {
+            target: "legacy-4".into(),
+            behind: Vec::new(),
+        };
+        let stop = decide(&o, &Paths::default(), Some(&healthy), now());
+        assert!(
+            stop.steps
+                .iter()
+                .any(|s| matches!(s, Step::DeletePod { pod, .. } if pod == "legacy-4"))
+        );
+        // Gone: its meta peer is removed, once.
+        o.pods.retain(|p| p.name_any() != "legacy-4");
+        let gone = [
+            ("legacy-1", false),
+            ("legacy-2", false),
+            ("legacy-3", false),
+            ("legacy-4", true),
+        ];
+        o.jsz = vec![
+            jsz("legacy-1", "legacy-1", &gone, &[]),
+            jsz("legacy-2", "legacy-1", &gone, &[]),
+            jsz("legacy-3", "legacy-1", &gone, &[]),
+        ];
+        let removing = decide(&o, &Paths::default(), None, now());
+        let removals: Vec<&Step> = removing
+            .steps
+            .iter()
+            .filter(|s| matches!(s, Step::RemovePeer { .. }))
+            .collect();
+        assert_eq!(
+            removals,
+            vec![&Step::RemovePeer {
+                server: "legacy-4".into()
+            }]
         );
     }
 

@@ -22,6 +22,7 @@ pub mod reconcile;
 pub mod service_roles;
 pub mod status;
 pub mod storage;
+pub mod system_account;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -13,6 +13,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::Value;
 
 use super::context::{APPLIED_ANNOTATION, Context, Error, Pending, kube_err};
+use super::data_plane::MemberJsz;
 use super::service_roles::{self, Binding};
 use super::storage::Claim;
 use crate::api::defaults::at_read_time;
@@ -60,6 +61,10 @@ pub struct Observed {
     pub claims: Option<Vec<Claim>>,
     /// Our own writes the cache does not show yet.
     pub pending: Pending,
+    /// The Secret with the operator's system user, as cached.
+    pub system_user_secret: Option<Arc<Secret>>,
+    /// The members' `/jsz` (JetStream clusters that are not paused).
+    pub jsz: Vec<MemberJsz>,
 }
 
 impl Observed {
@@ -86,6 +91,8 @@ impl Observed {
             pod_monitor: PodMonitorSeen::NotAsked,
             claims: None,
             pending: Pending::default(),
+            system_user_secret: None,
+            jsz: Vec::new(),
         }
     }
 }
@@ -120,6 +127,7 @@ pub async fn observe(ctx: &Context, stored: Arc<NatsCluster>) -> Result<Observed
         }
     }
     o.config_secret = cached(&ctx.secrets, ns, &meta.name);
+    o.system_user_secret = cached(&ctx.secrets, ns, &meta.system_user_secret());
     o.disruption_budget = cached(&ctx.pdbs, ns, &meta.name);
     let seen: Vec<(String, bool)> = o
         .pods
@@ -211,6 +219,15 @@ pub async fn observe(ctx: &Context, stored: Arc<NatsCluster>) -> Result<Observed
             Err(kube::Error::Api(e)) if e.code == 404 => PodMonitorSeen::KindMissing,
             Err(e) => return Err(kube_err(format!("get PodMonitor {ns}/{}", meta.name))(e)),
         };
+    }
+    if render::jetstream_enabled(&o.cluster.spec) {
+        let https = o
+            .cluster
+            .spec
+            .tls
+            .as_ref()
+            .is_some_and(|t| t.https_monitoring);
+        o.jsz = super::data_plane::observe(&o.pods, https).await;
     }
     let file_storage = render::jetstream_enabled(&o.cluster.spec)
         && o.cluster

@@ -50,7 +50,6 @@ async fn reconcile_once(cluster: Arc<NatsCluster>, ctx: &Context) -> Result<Dura
         super::storage::largest_request(requests.values().map(String::as_str))
     });
     let jetstream = if crate::render::jetstream_enabled(&o.cluster.spec) {
-        let answers = super::data_plane::observe(&o.pods, https(&o)).await;
         let mut members: std::collections::BTreeSet<String> =
             o.pods.iter().map(|p| p.name_any()).collect();
         let name = o.stored.name_any();
@@ -59,7 +58,7 @@ async fn reconcile_once(cluster: Arc<NatsCluster>, ctx: &Context) -> Result<Dura
                 .map(|i| crate::render::pod_name(&name, i)),
         );
         let prev = o.stored.status.as_ref().and_then(|s| s.jetstream.as_ref());
-        Some(super::data_plane::summarize(&members, &answers, prev))
+        Some(super::data_plane::summarize(&members, &o.jsz, prev))
     } else {
         None
     };

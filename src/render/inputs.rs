@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use super::nats_conf::{AuthInputs, ServiceRoleUser};
+use super::system_user::SystemUser;
 use crate::api::v1beta1::NatsClusterSpec;
 
 /// A user's mistake in something the cluster references: what is wrong, where, and
@@ -179,6 +180,20 @@ pub fn auth_inputs<'s>(
         *slot = Some(value);
     }
     Ok(out)
+}
+
+/// The operator's system user from its Secret (keys `username` and `password`), when
+/// both are there and not empty.
+pub fn system_user(data: &SecretData) -> Option<SystemUser> {
+    let text = |k: &str| {
+        data.get(k)
+            .and_then(|v| String::from_utf8(v.clone()).ok())
+            .filter(|v| !v.is_empty())
+    };
+    Some(SystemUser {
+        username: text("username")?,
+        password: text("password")?,
+    })
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@ pub mod pdb;
 pub mod pod;
 pub mod secret;
 pub mod services;
+pub mod system_user;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use sha2::{Digest, Sha256};
@@ -184,6 +185,11 @@ impl ClusterMeta {
     /// The headless management Service `<name>-mgmt`.
     pub fn management_service(&self) -> String {
         format!("{}-mgmt", self.name)
+    }
+
+    /// The Secret with the operator's system user (JetStream clusters).
+    pub fn system_user_secret(&self) -> String {
+        format!("{}-system-user", self.name)
     }
 
     /// The DNS name of a member pod: `<pod>.<name>-mgmt.<ns>.svc`.

@@ -5,7 +5,7 @@
 //! | key | source |
 //! |---|---|
 //! | `port: 4222` | always |
-//! | `server_name` | only below 2.2, as `$SERVER_NAME`/`$POD_NAME` ([`server_name_env`]); from 2.2 the pod's command line carries `--name $(VAR)` instead ([`server_name_flag`]), so the file stays JSON |
+//! | `server_name` | `$SERVER_NAME`/`$POD_NAME` ([`server_name_env`]), the file's only unquoted value; from 2.2 the pod's command line also carries `--name $(VAR)` ([`server_name_flag`]), as before, but a reload reads only the file |
 //! | `http_port` / `https_port: 8222` | `tls.httpsMonitoring` picks HTTPS |
 //! | `include "advertise/client_advertise.conf"` | `pod.externalAdvertise` |
 //! | `tls {}` | `tls.client`: files under [`Paths::client_tls`] (absolute names as they are), `verify`, `verify_and_map`, `cipher_suites`, `curve_preferences`, `timeout` |
@@ -31,6 +31,7 @@ use crate::api::v1beta1::{self as b, NatsClusterSpec};
 use crate::api::{names, version};
 
 use super::conf_writer::{Conf, ConfMap, from_json, merge_json, write_json_document};
+use super::system_user::{self, Identity, SystemUser};
 use super::{ClusterMeta, OPERATOR_JWT_FILE, Paths, RenderError, sha256_hex, tls_path};
 
 /// A user of service-account authentication: a NatsServiceRole and the bound token of
@@ -59,6 +60,8 @@ pub struct AuthInputs {
     pub service_roles: Vec<ServiceRoleUser>,
     /// The JSON of `auth.accounts.secret`: the `accounts` block.
     pub accounts: Option<serde_json::Value>,
+    /// The operator's system user (JetStream clusters), from its Secret.
+    pub system_user: Option<SystemUser>,
 }
 
 /// A rendered `nats.conf`.
@@ -71,6 +74,8 @@ pub struct RenderedConf {
     /// What the user should hear about (fields of an auth Secret that were dropped,
     /// settings the server version cannot have).
     pub warnings: Vec<String>,
+    /// Whether the operator's system user is in it.
+    pub identity: Identity,
 }
 
 /// Fields of an authorization object the Go operator passed through (its struct);
@@ -136,9 +141,10 @@ pub fn nats_conf(
 
     let mut top = ConfMap::new();
     top.set("port", CLIENT_PORT);
-    if let Some(var) = server_name_env(spec)
-        && !server_name_flag(spec)
-    {
+    // In the file even where the pod also passes `--name`: nats-server never carries
+    // that flag into a reload (MergeOptions has no ServerName), so a config without
+    // the name fails every reload ("config reload not supported for ServerName").
+    if let Some(var) = server_name_env(spec) {
         top.set("server_name", Conf::Var(var.into()));
     }
     if tls.https_monitoring {
@@ -396,12 +402,22 @@ pub fn nats_conf(
         top.set("system_account", SYSTEM_ACCOUNT);
     }
 
+    // Last, so the user joins whatever system account and users the result has.
+    let needs_identity =
+        super::jetstream_enabled(spec) && parsed.as_ref().is_none_or(|v| v.supports_jetstream());
+    let identity = match &auth.system_user {
+        _ if !needs_identity => Identity::NotNeeded,
+        None => Identity::Pending,
+        Some(user) => system_user::add(&mut top, user),
+    };
+
     let text = write_json_document(&top)?;
     let hash = sha256_hex(text.as_bytes());
     Ok(RenderedConf {
         text,
         hash,
         warnings,
+        identity,
     })
 }
 

@@ -181,6 +181,15 @@ impl Running {
         panic!("nats-server did not start: {}", r.log_text());
     }
 
+    /// Sends SIGHUP (a config reload), as the config reloader does in a pod.
+    pub fn reload(&self) {
+        let status = Command::new("kill")
+            .args(["-HUP", &self.child.id().to_string()])
+            .status()
+            .expect("kill -HUP");
+        assert!(status.success(), "kill -HUP failed");
+    }
+
     /// The server log.
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
