@@ -4,6 +4,7 @@ pub mod api;
 pub mod config_reloader;
 pub mod controller;
 pub mod install_manifests;
+pub mod jetstream;
 pub mod render;
 pub mod run;
 pub mod webhook_config;

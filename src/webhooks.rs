@@ -1,7 +1,13 @@
 //! The NATS domain plugged into the generic webhook server: thin adapters from the
 //! wire types of `nats-operator-webhook` to the pure functions of [`crate::api`].
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+use kube::ResourceExt;
 
 use nats_operator_webhook::{
     AdmissionRequest, Cause, Converter, Mutation, Mutator, Operation, Validator, Verdict,
@@ -11,10 +17,12 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::api::admission::{default_object, validate_object_with};
+use crate::api::consts::CLUSTER_LABEL;
 use crate::api::convert::{convert_object, convert_text};
 use crate::api::data_guard::{self, ALLOW_DELETE_WITH_DATA, Known};
 use crate::api::v1beta1::{JetStreamStatus, NatsCluster};
 use crate::controller::cache::Caches;
+use crate::controller::data_plane;
 
 /// Where the validating webhook finds the operator's informer cache: empty on a
 /// `--webhooks-only` replica and in `nats-operator webhook`, set once the caches exist.
@@ -92,20 +100,30 @@ fn as_cluster(object: &Value) -> Option<NatsCluster> {
     serde_json::from_value(beta).ok()
 }
 
+/// How long a second look waits for the members' `/jsz`.
+const LIVE_LOOK: Duration = Duration::from_secs(2);
+
 impl NatsAdmission {
     /// The NatsCluster `namespace/name` for the guard: the stored object sent with the
     /// request (`old`) for its spec and annotations, which are current; its
-    /// `status.jetstream` from it, else from the cache (a v1alpha2 object has none).
-    fn guarded(&self, namespace: &str, name: &str, old: Option<&Value>) -> Guarded {
+    /// `status.jetstream` from `live` (a second look), else from it, else from the cache
+    /// (a v1alpha2 object has none).
+    fn guarded(
+        &self,
+        namespace: &str,
+        name: &str,
+        old: Option<&Value>,
+        live: Option<&JetStreamStatus>,
+    ) -> Guarded {
         let sent = old.and_then(as_cluster);
         let cached = self.caches.get().and_then(|c| c.cluster(namespace, name));
         let spec = sent
             .as_ref()
             .map(|c| &c.spec)
             .or(cached.as_ref().map(|c| &c.spec));
-        let status = sent
-            .as_ref()
-            .and_then(|c| c.status.as_ref()?.jetstream.clone())
+        let status = live
+            .cloned()
+            .or_else(|| sent.as_ref()?.status.as_ref()?.jetstream.clone())
             .or_else(|| cached.as_ref()?.status.as_ref()?.jetstream.clone());
         let allow_delete = old
             .and_then(|o| o.pointer("/metadata/annotations"))
@@ -121,11 +139,11 @@ impl NatsAdmission {
     }
 
     /// A NatsCluster's deletion: refused while it holds streams (see [`data_guard`]).
-    fn guard_delete(&self, req: &AdmissionRequest) -> Verdict {
+    fn guard_delete(&self, req: &AdmissionRequest, live: Option<&JetStreamStatus>) -> Verdict {
         if req.kind.kind != "NatsCluster" {
             return Verdict::allow();
         }
-        let g = self.guarded(&req.namespace, &req.name, req.old_object.as_ref());
+        let g = self.guarded(&req.namespace, &req.name, req.old_object.as_ref(), live);
         match data_guard::check_delete(g.allow_delete, g.known()) {
             Ok(warnings) => Verdict::allow_with_warnings(warnings),
             Err(message) => Verdict::forbidden(message),
@@ -133,7 +151,7 @@ impl NatsAdmission {
     }
 
     /// A change of `spec.replicas` through the `scale` subresource.
-    fn guard_scale(&self, req: &AdmissionRequest) -> Verdict {
+    fn guard_scale(&self, req: &AdmissionRequest, live: Option<&JetStreamStatus>) -> Verdict {
         let replicas = |o: Option<&Value>| o.and_then(|o| int_at(o, "/spec/replicas"));
         let (Some(new), Some(old)) = (
             replicas(req.object.as_ref()),
@@ -141,7 +159,7 @@ impl NatsAdmission {
         ) else {
             return Verdict::allow();
         };
-        let g = self.guarded(&req.namespace, &req.name, None);
+        let g = self.guarded(&req.namespace, &req.name, None, live);
         match data_guard::check_scale("spec.replicas", old, new, g.known()) {
             Ok(warnings) => Verdict::allow_with_warnings(warnings),
             Err(e) => Verdict::invalid(vec![Cause::new(e.kind.reason(), e.field, e.message)]),
@@ -154,6 +172,7 @@ impl NatsAdmission {
         namespace: &str,
         new: &Value,
         old: Option<&Value>,
+        live: Option<&JetStreamStatus>,
     ) -> Result<Vec<String>, crate::api::field::FieldError> {
         let Some(old) = old else {
             return Ok(Vec::new());
@@ -168,20 +187,54 @@ impl NatsAdmission {
             .pointer("/metadata/name")
             .and_then(Value::as_str)
             .unwrap_or_default();
-        let g = self.guarded(namespace, name, Some(old));
+        let g = self.guarded(namespace, name, Some(old), live);
         data_guard::check_scale("spec.size", old_size, new_size, g.known())
     }
 }
 
-impl Validator for NatsAdmission {
-    fn validate(&self, req: &AdmissionRequest) -> Verdict {
+impl NatsAdmission {
+    /// `status.jetstream` as the members of the NatsCluster `namespace/name` report it
+    /// now. `None` without caches, for a cluster without JetStream, and unless every
+    /// member pod answers within [`LIVE_LOOK`]: a stream only a silent member holds
+    /// would be missed, and the guard must not admit on a partial view.
+    async fn live_jetstream(&self, namespace: &str, name: &str) -> Option<JetStreamStatus> {
+        let caches = self.caches.get()?;
+        let cluster = caches.cluster(namespace, name)?;
+        if !crate::render::jetstream_enabled(&cluster.spec) {
+            return None;
+        }
+        let pods: Vec<Arc<Pod>> = caches
+            .pods
+            .store()
+            .state()
+            .into_iter()
+            .filter(|p| {
+                p.namespace().as_deref() == Some(namespace)
+                    && p.labels().get(CLUSTER_LABEL).map(String::as_str) == Some(name)
+            })
+            .collect();
+        let https = crate::render::https_monitoring(&cluster.spec);
+        let answers = tokio::time::timeout(LIVE_LOOK, data_plane::observe(&pods, https))
+            .await
+            .ok()?;
+        if pods.is_empty() || answers.len() != pods.len() || answers.iter().any(|a| a.jsz.is_err())
+        {
+            return None;
+        }
+        let members = data_plane::members(name, cluster.spec.size, &pods);
+        let prev = cluster.status.as_ref().and_then(|s| s.jetstream.as_ref());
+        Some(data_plane::summarize(&members, &answers, prev).0)
+    }
+
+    /// The verdict on `req`, with the guard reading `live` when given.
+    fn validate_seeing(&self, req: &AdmissionRequest, live: Option<&JetStreamStatus>) -> Verdict {
         match req.operation {
             Operation::Connect => return Verdict::allow(),
-            Operation::Delete => return self.guard_delete(req),
+            Operation::Delete => return self.guard_delete(req, live),
             Operation::Create | Operation::Update => {}
         }
         match req.sub_resource.as_deref() {
-            Some("scale") => return self.guard_scale(req),
+            Some("scale") => return self.guard_scale(req, live),
             Some(s) if !s.is_empty() => return Verdict::allow(),
             _ => {}
         }
@@ -204,7 +257,7 @@ impl Validator for NatsAdmission {
         let checked =
             validate_object_with(object, req.old_object.as_ref(), refs).and_then(|mut w| {
                 w.extend(
-                    self.guard_size(namespace, object, req.old_object.as_ref())
+                    self.guard_size(namespace, object, req.old_object.as_ref(), live)
                         .map_err(|e| vec![e])?,
                 );
                 Ok(w)
@@ -219,6 +272,32 @@ impl Validator for NatsAdmission {
                 warnings: Vec::new(),
             },
         }
+    }
+}
+
+impl Validator for NatsAdmission {
+    fn validate(&self, req: &AdmissionRequest) -> Verdict {
+        self.validate_seeing(req, None)
+    }
+
+    /// A denial of a NatsCluster's scale-down or deletion was judged from
+    /// `status.jetstream`, which lags the servers by up to a refresh: a user who just
+    /// lowered a stream's replicas or deleted its streams asks the members, and the
+    /// guard judges again from what they say now.
+    fn reconsider<'a>(
+        &'a self,
+        req: &'a AdmissionRequest,
+        denied: Verdict,
+    ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
+        Box::pin(async move {
+            if req.kind.kind != "NatsCluster" || req.operation == Operation::Create {
+                return denied;
+            }
+            match self.live_jetstream(&req.namespace, &req.name).await {
+                Some(live) => self.validate_seeing(req, Some(&live)),
+                None => denied,
+            }
+        })
     }
 }
 

@@ -88,6 +88,52 @@ fn stream_replicas(server: &str, stream: &str) -> Result<(u64, String, usize, us
     ))
 }
 
+/// The servers that hold a replica of `stream` (its leader first).
+fn stream_hosts(server: &str, stream: &str) -> Result<Vec<String>> {
+    let info = nats_cli(server, &["stream", "info", stream, "--json"])?;
+    let info: serde_json::Value = serde_json::from_str(&info).context("stream info --json")?;
+    let mut hosts = vec![
+        info["cluster"]["leader"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string(),
+    ];
+    hosts.extend(
+        info["cluster"]["replicas"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["name"].as_str().map(str::to_string)),
+    );
+    Ok(hosts)
+}
+
+/// How long until no stream of `streams` has a replica on `gone` (polled every 200 ms,
+/// up to `limit`).
+fn moved_off(server: &str, streams: &[String], gone: &[&str], limit: Duration) -> Result<Duration> {
+    let started = Instant::now();
+    loop {
+        let mut seen = Vec::new();
+        for stream in streams {
+            match stream_hosts(server, stream) {
+                Ok(hosts) => seen.extend(
+                    hosts
+                        .into_iter()
+                        .filter(|h| gone.contains(&h.as_str()) || h.is_empty()),
+                ),
+                Err(e) => seen.push(format!("{stream}: {e:#}")),
+            }
+        }
+        if seen.is_empty() {
+            return Ok(started.elapsed());
+        }
+        if started.elapsed() > limit {
+            bail!("after {limit:?} still on {seen:?}");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 /// Waits until `stream` has a leader and `replicas - 1` current followers.
 async fn stream_current(server: &str, stream: &str, replicas: usize) -> Result<()> {
     poll(
@@ -284,6 +330,11 @@ async fn status_shows_the_data_plane_and_the_webhook_guards_its_streams() -> Res
         wait_full_mesh(&env, "gs", 5, &version).await?;
         cli(&["stream", "edit", "EVENTS", "--replicas", "5", "-f"])?;
         stream_current(&server, "EVENTS", 5).await?;
+        let refused = scale("3")?;
+        ensure!(
+            refused.code != Some(0) && refused.stderr.contains("\"EVENTS\" in account $G (5 replicas)"),
+            "kubectl scale to 3 under an R5 stream: {refused}"
+        );
         cli(&["stream", "edit", "EVENTS", "--replicas", "3", "-f"])?;
         stream_current(&server, "EVENTS", 3).await?;
         // A stream made now lands on the least used members, gs-4 and gs-5: it must move.
@@ -295,14 +346,19 @@ async fn status_shows_the_data_plane_and_the_webhook_guards_its_streams() -> Res
         stream_current(&server, "RECENT", 3).await?;
         let mut on_departing = Vec::new();
         for stream in ["ORDERS", "EVENTS", "RECENT"] {
-            let info = nats_cli(&server, &["stream", "info", stream, "--json"])?;
-            let info: serde_json::Value = serde_json::from_str(&info)?;
-            let mut hosts = vec![info["cluster"]["leader"].clone()];
-            hosts.extend(info["cluster"]["replicas"].as_array().cloned().unwrap_or_default().into_iter().map(|r| r["name"].clone()));
-            if hosts.iter().any(|h| h == "gs-4" || h == "gs-5") {
-                on_departing.push(stream);
+            if stream_hosts(&server, stream)?.iter().any(|h| h == "gs-4" || h == "gs-5") {
+                on_departing.push(stream.to_string());
             }
         }
+        ensure!(!on_departing.is_empty(), "no stream on gs-4/gs-5: nothing to move");
+        // Scaled at once, as a user would after the edit: status.jetstream may still say
+        // EVENTS has 5 replicas, and the webhook's second look asks the members.
+        let moving = {
+            let (server, streams) = (server.clone(), on_departing.clone());
+            tokio::task::spawn_blocking(move || {
+                moved_off(&server, &streams, &["gs-4", "gs-5"], READY)
+            })
+        };
         let down = Instant::now();
         scale("3")?.ensure_success()?;
         env.wait_ready("gs", 3).await?;
@@ -313,6 +369,7 @@ async fn status_shows_the_data_plane_and_the_webhook_guards_its_streams() -> Res
         })
         .await?;
         let stopped = down.elapsed();
+        let moved = moving.await??;
         let peers = poll(READY, Duration::from_secs(1), "3 meta peers, all current", || async {
             Ok(match meta_report(&server, &password) {
                 Ok(rows) if rows.len() == 3 && rows.iter().all(|(_, current, online)| *current && *online) => Ok(rows),
@@ -352,7 +409,8 @@ async fn status_shows_the_data_plane_and_the_webhook_guards_its_streams() -> Res
         let info: serde_json::Value = serde_json::from_str(&info)?;
         ensure!(info["state"]["messages"] == 100, "RECENT after the move: {recent:?} {info:#}");
         println!(
-            "NUMBERS day 2: scale 5 -> 3 with {on_departing:?} on gs-4/gs-5 moved first: members stopped after {:.1} s, meta group of 3 current peers after {:.1} s ({} move Events); nats server report jetstream: {peers:?}; {}",
+            "NUMBERS day 2: scale 5 -> 3 with {on_departing:?} on gs-4/gs-5 moved first: data moved off both in {:.1} s, members stopped after {:.1} s, meta group of 3 current peers after {:.1} s ({} move Events); nats server report jetstream: {peers:?}; {}",
+            moved.as_secs_f64(),
             stopped.as_secs_f64(),
             forgotten.as_secs_f64(),
             reasons.iter().filter(|r| *r == "MovingStreams").count(),

@@ -197,6 +197,12 @@ pub const PAYLOAD_WITHIN_PENDING: Feature = Feature {
     name: "max_payload within max_pending",
     since: (2, 3, 4),
 };
+/// Moving a stream's replicas off a server through the system account
+/// (`$JS.API.ACCOUNT.STREAM.MOVE`): an API, not a config key, first in v2.9.0.
+pub const STREAM_MOVE: Feature = Feature {
+    name: "stream moves",
+    since: (2, 9, 0),
+};
 /// `lame_duck_duration`.
 pub const LAME_DUCK: Feature = Feature {
     name: "lame duck duration",

@@ -154,6 +154,15 @@ pub struct MemberJsz {
 /// The `JetStreamHealthy` verdict: `Ok(message)` or `Err((reason, message))`.
 pub type Verdict = Result<String, (&'static str, String)>;
 
+/// The members a cluster `name` of `size` has or should have: its pods, and the names
+/// `name-1`..`name-<size>`.
+pub fn members(name: &str, size: i32, pods: &[Arc<Pod>]) -> BTreeSet<String> {
+    let mut members: BTreeSet<String> = pods.iter().map(|p| p.name_any()).collect();
+    members
+        .extend((1..=u32::try_from(size).unwrap_or(0)).map(|i| crate::render::pod_name(name, i)));
+    members
+}
+
 /// Asks every live member with an IP for its `/jsz`, all at once.
 pub async fn observe(pods: &[Arc<Pod>], https: bool) -> Vec<MemberJsz> {
     let asks = pods

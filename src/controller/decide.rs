@@ -746,14 +746,26 @@ pub fn decide(o: &Observed, paths: &Paths, health: Option<&Health>, now: Timesta
     {
         moving = streams_to_move(o, target);
     }
-    if let Some((wait, movable)) = moving {
+    if let Some((mut wait, movable)) = moving {
         let target = stop.clone().unwrap_or_default();
         decision.actions.clear();
-        if !movable.is_empty() {
+        let can_move = crate::api::version::parse(&spec.version)
+            .map_or(true, |v| v.supports(&crate::api::version::STREAM_MOVE));
+        if !movable.is_empty() && can_move {
             steps.push(Step::MoveStreams {
                 server: target.clone(),
                 streams: movable,
             });
+        } else if !movable.is_empty() {
+            // The server has no move API: the replicas stay until someone moves them.
+            let first = &movable[0].1;
+            wait = format!(
+                "{wait}; nats-server {} cannot move streams ({} needs {}): move each with \
+                 `nats stream cluster peer-remove {first} {target}`, or upgrade",
+                spec.version,
+                crate::api::version::STREAM_MOVE.name,
+                crate::api::version::STREAM_MOVE.since_text()
+            );
         }
         let (since, late) = waited(o, spec, now);
         catch_up_since = Some(since);
@@ -1402,10 +1414,11 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_scale_down_moves_the_streams_off_the_member_waits_then_removes_its_peer() {
+    /// A JetStream cluster of 4 members running `version`, scaled to 3.
+    fn shrinking(version: &str) -> Observed {
         let four = NatsClusterSpec {
             size: 4,
+            version: version.into(),
             jetstream: Some(JetStream {
                 catch_up_timeout: "60s".into(),
                 ..Default::default()
@@ -1422,6 +1435,49 @@ mod tests {
                 o.pods.push(running(&p));
             }
         }
+        o
+    }
+
+    #[test]
+    fn a_server_without_stream_moves_is_not_asked_and_the_user_is_told_how() {
+        let mut o = shrinking("2.8.4");
+        let peers = [("legacy-1", false), ("legacy-4", false)];
+        o.jsz = vec![
+            jsz("legacy-1", "legacy-1", &peers, &[]),
+            jsz("legacy-2", "legacy-1", &peers, &[]),
+            jsz("legacy-3", "legacy-1", &peers, &[]),
+            jsz("legacy-4", "legacy-1", &peers, &[("ORDERS", 1, &[])]),
+        ];
+        let d = decide(&o, &Paths::default(), None, now());
+        assert!(
+            !d.steps
+                .iter()
+                .any(|s| matches!(s, Step::MoveStreams { .. } | Step::DeletePod { .. })),
+            "{:?}",
+            d.steps
+        );
+        assert!(
+            matches!(&d.phase, Phase::Progressing(m) if m.contains("nats-server 2.8.4 cannot move streams (stream moves needs 2.9.0): move each with `nats stream cluster peer-remove ORDERS legacy-4`")),
+            "{:?}",
+            d.phase
+        );
+        // The same on 2.9.0 is moved by the operator.
+        let mut newer = shrinking("2.9.0");
+        newer.jsz = o.jsz.clone();
+        let moved = decide(&newer, &Paths::default(), None, now());
+        assert!(
+            moved
+                .steps
+                .iter()
+                .any(|s| matches!(s, Step::MoveStreams { server, .. } if server == "legacy-4")),
+            "{:?}",
+            moved.steps
+        );
+    }
+
+    #[test]
+    fn a_scale_down_moves_the_streams_off_the_member_waits_then_removes_its_peer() {
+        let mut o = shrinking(&three().version);
         let peers = [
             ("legacy-1", false),
             ("legacy-2", false),

@@ -221,12 +221,7 @@ pub async fn observe(ctx: &Context, stored: Arc<NatsCluster>) -> Result<Observed
         };
     }
     if render::jetstream_enabled(&o.cluster.spec) {
-        let https = o
-            .cluster
-            .spec
-            .tls
-            .as_ref()
-            .is_some_and(|t| t.https_monitoring);
+        let https = render::https_monitoring(&o.cluster.spec);
         o.jsz = super::data_plane::observe(&o.pods, https).await;
     }
     let file_storage = render::jetstream_enabled(&o.cluster.spec)

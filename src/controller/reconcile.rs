@@ -40,7 +40,12 @@ async fn reconcile_once(cluster: Arc<NatsCluster>, ctx: &Context) -> Result<Dura
     let now = Timestamp::now();
     let mut d = decide(&o, &ctx.paths, None, now);
     if let Some(target) = d.needs_health.clone() {
-        let behind = super::health::behind(&o.pods, &target, https(&o)).await;
+        let behind = super::health::behind(
+            &o.pods,
+            &target,
+            crate::render::https_monitoring(&o.cluster.spec),
+        )
+        .await;
         d = decide(&o, &ctx.paths, Some(&Health { target, behind }), now);
     }
     let outcome = super::apply::apply(ctx, &o, &d).await?;
@@ -50,13 +55,8 @@ async fn reconcile_once(cluster: Arc<NatsCluster>, ctx: &Context) -> Result<Dura
         super::storage::largest_request(requests.values().map(String::as_str))
     });
     let jetstream = if crate::render::jetstream_enabled(&o.cluster.spec) {
-        let mut members: std::collections::BTreeSet<String> =
-            o.pods.iter().map(|p| p.name_any()).collect();
-        let name = o.stored.name_any();
-        members.extend(
-            (1..=u32::try_from(o.cluster.spec.size).unwrap_or(0))
-                .map(|i| crate::render::pod_name(&name, i)),
-        );
+        let members =
+            super::data_plane::members(&o.stored.name_any(), o.cluster.spec.size, &o.pods);
         let prev = o.stored.status.as_ref().and_then(|s| s.jetstream.as_ref());
         Some(super::data_plane::summarize(&members, &o.jsz, prev))
     } else {
@@ -83,15 +83,6 @@ async fn reconcile_once(cluster: Arc<NatsCluster>, ctx: &Context) -> Result<Dura
     } else {
         d.requeue
     })
-}
-
-/// Whether the members' monitoring port speaks HTTPS (`tls.httpsMonitoring`).
-fn https(o: &Observed) -> bool {
-    o.cluster
-        .spec
-        .tls
-        .as_ref()
-        .is_some_and(|t| t.https_monitoring)
 }
 
 /// Computes the status and patches it when it differs from the stored one.

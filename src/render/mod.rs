@@ -279,6 +279,11 @@ pub fn jetstream_enabled(spec: &b::NatsClusterSpec) -> bool {
         .is_some_and(b::JetStream::is_enabled)
 }
 
+/// Whether the members' monitoring port speaks HTTPS (`tls.httpsMonitoring`).
+pub fn https_monitoring(spec: &b::NatsClusterSpec) -> bool {
+    spec.tls.as_ref().is_some_and(|t| t.https_monitoring)
+}
+
 /// The MQTT listen port (`spec.mqtt.port`, default 1883), when MQTT is on.
 pub fn mqtt_port(spec: &b::NatsClusterSpec) -> Option<i32> {
     spec.mqtt.as_ref().map(b::Mqtt::listen_port)

@@ -297,7 +297,7 @@ pub fn member_pod(
     let tmpl = template(spec)?;
     let tmeta = tmpl.metadata.unwrap_or_default();
     let mut ps: PodSpec = tmpl.spec.unwrap_or_default();
-    let https = spec.tls.as_ref().is_some_and(|t| t.https_monitoring);
+    let https = super::https_monitoring(spec);
     let binary = version::binary_path(&spec.version);
     let modern = version::parse(&spec.version)
         .map(|v| v.supports_jetstream())

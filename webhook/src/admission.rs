@@ -11,6 +11,8 @@
 //!   `Error from server (Forbidden)` or `The NatsCluster "x" is invalid: …`.
 
 use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
 
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
@@ -312,6 +314,20 @@ impl From<Verdict> for Mutation {
 pub trait Validator: Send + Sync + 'static {
     /// Decides on one request (all operations, including DELETE with `old_object`).
     fn validate(&self, req: &AdmissionRequest) -> Verdict;
+
+    /// A second look at a denial by [`Validator::validate`], which may ask the world
+    /// (a cheap network call) whether what the cache showed is still true: a denial
+    /// judged from a view that lags must not stand once the user has fixed its cause.
+    /// Runs on the async runtime within what is left of the request deadline; when the
+    /// deadline passes first, `denied` stands. The default keeps `denied`.
+    fn reconsider<'a>(
+        &'a self,
+        req: &'a AdmissionRequest,
+        denied: Verdict,
+    ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
+        let _ = req;
+        Box::pin(std::future::ready(denied))
+    }
 }
 
 /// Mutating (defaulting) admission logic. Never called for DELETE; on CONNECT a

@@ -470,24 +470,60 @@ fn parse_admission(body: &[u8]) -> Result<AdmissionRequest, Early> {
     }
 }
 
-/// Runs the domain call and builds the response body (on the blocking pool).
+/// What the synchronous domain call decided.
+enum Decided {
+    /// A validator's verdict; a denial gets a second look before it is answered.
+    Verdict(Verdict),
+    /// A finished mutating review, and whether it admits.
+    Review(Box<AdmissionReviewOut>, bool),
+}
+
+/// Runs the synchronous domain call (inline or on the blocking pool).
 fn decide(
     kind: AdmissionKind,
     validator: &dyn Validator,
     mutator: &dyn Mutator,
     req: &AdmissionRequest,
-) -> (AdmissionReviewOut, bool) {
-    let subject = Subject::of(req);
+) -> Decided {
     match kind {
-        AdmissionKind::Validating => {
-            let verdict = validator.validate(req);
-            let allowed = verdict.is_allowed();
-            (
-                AdmissionReviewOut::from_verdict(req.uid.clone(), &subject, verdict),
-                allowed,
-            )
-        }
+        AdmissionKind::Validating => Decided::Verdict(validator.validate(req)),
         AdmissionKind::Mutating => {
+            let (out, allowed) = mutate_review(mutator, req);
+            Decided::Review(Box::new(out), allowed)
+        }
+    }
+}
+
+/// [`Validator::reconsider`] on a denial, within `left` of the deadline; the denial
+/// stands when the second look overruns or panics.
+async fn second_look(
+    validator: &dyn Validator,
+    req: &AdmissionRequest,
+    denied: Verdict,
+    left: Duration,
+) -> Verdict {
+    if left.is_zero() {
+        return denied;
+    }
+    let look = std::panic::AssertUnwindSafe(validator.reconsider(req, denied.clone()));
+    match tokio::time::timeout(left, futures::FutureExt::catch_unwind(look)).await {
+        Ok(Ok(verdict)) => verdict,
+        Ok(Err(_)) => {
+            tracing::error!(uid = %req.uid, "second look at a denial panicked; the denial stands");
+            denied
+        }
+        Err(_) => {
+            tracing::warn!(uid = %req.uid, ?left, "second look at a denial overran the deadline; the denial stands");
+            denied
+        }
+    }
+}
+
+/// The mutating review of `req`, and whether it admits.
+fn mutate_review(mutator: &dyn Mutator, req: &AdmissionRequest) -> (AdmissionReviewOut, bool) {
+    let subject = Subject::of(req);
+    {
+        {
             if req.operation == Operation::Delete {
                 // Never mutate a deletion: a patch there is an InternalError upstream.
                 return (
@@ -578,11 +614,29 @@ async fn admission(state: WebhookState, req: Request, kind: AdmissionKind) -> Re
     let validator = inner.validator.clone();
     let mutator = inner.mutator.clone();
     let remaining = budget.saturating_sub(started.elapsed());
-    let outcome = run_sized(kind.name(), body_len, remaining, move || {
-        let (out, allowed) = decide(kind, validator.as_ref(), mutator.as_ref(), &request);
-        (serde_json::to_vec(&out), allowed)
+    let request = Arc::new(request);
+    let decided = run_sized(kind.name(), body_len, remaining, {
+        let request = request.clone();
+        let validator = validator.clone();
+        move || decide(kind, validator.as_ref(), mutator.as_ref(), &request)
     })
     .await;
+    let outcome = match decided {
+        Ok(Decided::Verdict(verdict)) => {
+            let verdict = if verdict.is_allowed() {
+                verdict
+            } else {
+                let left = budget.saturating_sub(started.elapsed());
+                second_look(validator.as_ref(), &request, verdict, left).await
+            };
+            let allowed = verdict.is_allowed();
+            let subject = Subject::of(&request);
+            let out = AdmissionReviewOut::from_verdict(request.uid.clone(), &subject, verdict);
+            Ok((serde_json::to_vec(&out), allowed))
+        }
+        Ok(Decided::Review(out, allowed)) => Ok((serde_json::to_vec(&out), allowed)),
+        Err(e) => Err(e),
+    };
     match outcome {
         Ok((Ok(body), allowed)) => {
             tracing::debug!(

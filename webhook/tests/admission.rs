@@ -6,6 +6,7 @@ mod common;
 use axum::http::StatusCode;
 use base64::Engine as _;
 use common::*;
+use nats_operator_webhook::{AdmissionRequest, Validator, Verdict, WebhookState, router};
 use serde_json::{Value, json};
 
 const CREATE_UID: &str = "705ab4f5-6393-11e8-b7cc-42010a800002";
@@ -326,7 +327,7 @@ async fn deadline_from_query_is_enforced() {
 async fn health_and_readiness() {
     let state = builder().build();
     let ready = state.readiness();
-    let r = nats_operator_webhook::router(state);
+    let r = router(state);
     assert_eq!(
         call(&r, "GET", "/healthz", None, "").await.status,
         StatusCode::OK
@@ -358,4 +359,66 @@ fn request_view_deserializes_fixture() {
     assert!(req.old_object.is_some() && req.object.is_some());
     assert!(!req.dry_run);
     assert_eq!(req.options.unwrap()["kind"], "UpdateOptions");
+}
+
+/// Denies every request from a "stale view"; its second look knows better for
+/// "fixed", never finishes for "stuck" and panics for "burst".
+struct StaleView;
+
+impl Validator for StaleView {
+    fn validate(&self, _req: &AdmissionRequest) -> Verdict {
+        Verdict::forbidden("the cache says no")
+    }
+
+    fn reconsider<'a>(
+        &'a self,
+        req: &'a nats_operator_webhook::AdmissionRequest,
+        denied: Verdict,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Verdict> + Send + 'a>> {
+        Box::pin(async move {
+            match req.display_name() {
+                "fixed" => {
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                    Verdict::allow_with_warnings(vec!["looked again".into()])
+                }
+                "stuck" => {
+                    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+                    Verdict::allow()
+                }
+                "burst" => panic!("second look exploded"),
+                _ => denied,
+            }
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_denial_gets_a_second_look_within_the_deadline() {
+    let r = router(WebhookState::builder(StaleView, test_mutator, test_converter).build());
+    let ask = |name: &'static str| {
+        let r = r.clone();
+        async move {
+            let review = with_name(fixture_json("admission-create.json"), name);
+            let started = std::time::Instant::now();
+            let a = post(&r, "/validate?timeout=500ms", review.to_string()).await;
+            (a.json()["response"].clone(), started.elapsed())
+        }
+    };
+    let (fixed, _) = ask("fixed").await;
+    assert_eq!(fixed["allowed"], true, "{fixed}");
+    assert_eq!(fixed["warnings"], json!(["looked again"]));
+    let (other, _) = ask("other").await;
+    assert_eq!(other["allowed"], false);
+    assert_eq!(other["status"]["message"], "the cache says no");
+    // 80% of 500 ms: the denial stands at the deadline, not after the 30 s look.
+    let (stuck, took) = ask("stuck").await;
+    assert_eq!(stuck["allowed"], false);
+    assert_eq!(stuck["status"]["message"], "the cache says no");
+    assert!(took < std::time::Duration::from_secs(2), "{took:?}");
+    let (burst, _) = ask("burst").await;
+    assert_eq!(burst["allowed"], false);
+    assert_eq!(burst["status"]["message"], "the cache says no");
+    // The panic cost nothing but that answer.
+    let (again, _) = ask("fixed").await;
+    assert_eq!(again["allowed"], true, "{again}");
 }
