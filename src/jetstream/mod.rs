@@ -1,6 +1,14 @@
 //! The `jetstream.nats.io` API: NACK's kinds (`Stream`, `Consumer`, `KeyValue`,
 //! `ObjectStore`, `Account`) in `v1beta2`, what each asks of the JetStream API, and the
 //! admission rules that need no cluster. Pure, like [`crate::api`].
+//!
+//! Not served yet: the CRDs are not installed and nothing reconciles these kinds. What
+//! `natsClusterRef` needs first is an operator identity in the clients' accounts: the
+//! system user cannot create streams there (nats-server answers the system account only
+//! on the `$JS.API.ACCOUNT.*`, `SERVER.REMOVE` and `META.LEADER.STEPDOWN` admin
+//! subjects), `$G` can hold users only through `authorization.users`, and doing that in an
+//! open cluster needs an explicit password-less `no_auth_user` to keep anonymous clients
+//! in `$G` (nats-server's implicit one goes away with any `authorization` block).
 
 pub mod server_config;
 pub mod v1beta2;
