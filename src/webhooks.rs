@@ -275,6 +275,16 @@ impl NatsAdmission {
     }
 }
 
+/// Whether a denial of `req` may come from the data guard, which a second look can
+/// revise: a NatsCluster's update, deletion or `scale` (whose `kind` is
+/// `autoscaling/v1 Scale`, so the resource decides).
+fn guarded_by_the_data_plane(req: &AdmissionRequest) -> bool {
+    req.resource.group == crate::api::GROUP
+        && req.resource.resource == "natsclusters"
+        && matches!(req.operation, Operation::Update | Operation::Delete)
+        && !req.name.is_empty()
+}
+
 impl Validator for NatsAdmission {
     fn validate(&self, req: &AdmissionRequest) -> Verdict {
         self.validate_seeing(req, None)
@@ -290,11 +300,21 @@ impl Validator for NatsAdmission {
         denied: Verdict,
     ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
         Box::pin(async move {
-            if req.kind.kind != "NatsCluster" || req.operation == Operation::Create {
+            if !guarded_by_the_data_plane(req) {
                 return denied;
             }
             match self.live_jetstream(&req.namespace, &req.name).await {
-                Some(live) => self.validate_seeing(req, Some(&live)),
+                Some(live) => {
+                    let verdict = self.validate_seeing(req, Some(&live));
+                    if verdict.is_allowed() {
+                        tracing::info!(
+                            namespace = %req.namespace,
+                            name = %req.name,
+                            "the members' /jsz admitted what status.jetstream refused"
+                        );
+                    }
+                    verdict
+                }
                 None => denied,
             }
         })
@@ -363,13 +383,46 @@ mod tests {
     }
 
     fn request(operation: &str, sub: Option<&str>, object: Value, old: Value) -> AdmissionRequest {
+        // The apiserver sends the `scale` subresource as an `autoscaling/v1` Scale.
+        let kind = match sub {
+            Some("scale") => json!({"group": "autoscaling", "version": "v1", "kind": "Scale"}),
+            _ => json!({"group": "nats.io", "version": "v1beta1", "kind": "NatsCluster"}),
+        };
         let req = json!({
-            "uid": "u", "kind": {"group": "nats.io", "version": "v1beta1", "kind": "NatsCluster"},
+            "uid": "u", "kind": kind,
             "resource": {"group": "nats.io", "version": "v1beta1", "resource": "natsclusters"},
             "subResource": sub, "name": "js", "namespace": "ns", "operation": operation,
             "object": object, "oldObject": old
         });
         serde_json::from_value(req).expect("an admission request")
+    }
+
+    #[test]
+    fn denials_of_updates_deletes_and_scales_get_a_second_look_creates_do_not() {
+        let scale = request("UPDATE", Some("scale"), json!({}), json!({}));
+        assert_eq!(scale.kind.kind, "Scale");
+        assert!(guarded_by_the_data_plane(&scale));
+        assert!(guarded_by_the_data_plane(&request(
+            "DELETE",
+            None,
+            Value::Null,
+            json!({})
+        )));
+        assert!(guarded_by_the_data_plane(&request(
+            "UPDATE",
+            None,
+            json!({}),
+            json!({})
+        )));
+        assert!(!guarded_by_the_data_plane(&request(
+            "CREATE",
+            None,
+            json!({}),
+            Value::Null
+        )));
+        let mut role = request("DELETE", None, Value::Null, json!({}));
+        role.resource.resource = "natsserviceroles".into();
+        assert!(!guarded_by_the_data_plane(&role));
     }
 
     #[test]

@@ -353,6 +353,13 @@ async fn status_shows_the_data_plane_and_the_webhook_guards_its_streams() -> Res
         ensure!(!on_departing.is_empty(), "no stream on gs-4/gs-5: nothing to move");
         // Scaled at once, as a user would after the edit: status.jetstream may still say
         // EVENTS has 5 replicas, and the webhook's second look asks the members.
+        let clusters: Api<NatsCluster> = Api::namespaced(env.client.clone(), env.ns());
+        let stale = clusters
+            .get("gs")
+            .await?
+            .status
+            .and_then(|s| s.jetstream)
+            .is_some_and(|j| j.stream_replicas.iter().any(|s| s.name == "EVENTS" && s.replicas == 5));
         let moving = {
             let (server, streams) = (server.clone(), on_departing.clone());
             tokio::task::spawn_blocking(move || {
@@ -409,7 +416,7 @@ async fn status_shows_the_data_plane_and_the_webhook_guards_its_streams() -> Res
         let info: serde_json::Value = serde_json::from_str(&info)?;
         ensure!(info["state"]["messages"] == 100, "RECENT after the move: {recent:?} {info:#}");
         println!(
-            "NUMBERS day 2: scale 5 -> 3 with {on_departing:?} on gs-4/gs-5 moved first: data moved off both in {:.1} s, members stopped after {:.1} s, meta group of 3 current peers after {:.1} s ({} move Events); nats server report jetstream: {peers:?}; {}",
+            "NUMBERS day 2: scale 5 -> 3 with {on_departing:?} on gs-4/gs-5 moved first (status.jetstream still said EVENTS had 5 replicas when `kubectl scale` was allowed: {stale}): data moved off both in {:.1} s, members stopped after {:.1} s, meta group of 3 current peers after {:.1} s ({} move Events); nats server report jetstream: {peers:?}; {}",
             moved.as_secs_f64(),
             stopped.as_secs_f64(),
             forgotten.as_secs_f64(),
