@@ -522,67 +522,61 @@ async fn second_look(
 /// The mutating review of `req`, and whether it admits.
 fn mutate_review(mutator: &dyn Mutator, req: &AdmissionRequest) -> (AdmissionReviewOut, bool) {
     let subject = Subject::of(req);
-    {
-        {
-            if req.operation == Operation::Delete {
-                // Never mutate a deletion: a patch there is an InternalError upstream.
-                return (
-                    AdmissionReviewOut::from_verdict(req.uid.clone(), &subject, Verdict::allow()),
+    if req.operation == Operation::Delete {
+        // Never mutate a deletion: a patch there is an InternalError upstream.
+        return (
+            AdmissionReviewOut::from_verdict(req.uid.clone(), &subject, Verdict::allow()),
+            true,
+        );
+    }
+    if matches!(req.operation, Operation::Create | Operation::Update) && req.object.is_none() {
+        let v = Verdict::bad_request("request.object is missing");
+        return (
+            AdmissionReviewOut::from_verdict(req.uid.clone(), &subject, v),
+            false,
+        );
+    }
+    match mutator.mutate(req) {
+        Mutation::Verdict(v) => {
+            let allowed = v.is_allowed();
+            (
+                AdmissionReviewOut::from_verdict(req.uid.clone(), &subject, v),
+                allowed,
+            )
+        }
+        Mutation::Patched { object, warnings } => {
+            let original = match (&req.object, req.operation) {
+                (Some(o), Operation::Create | Operation::Update) => o,
+                _ => {
+                    // CONNECT: patches are not applicable; admit unchanged.
+                    let v = Verdict::allow_with_warnings(warnings);
+                    return (
+                        AdmissionReviewOut::from_verdict(req.uid.clone(), &subject, v),
+                        true,
+                    );
+                }
+            };
+            match diff_patch(original, &object) {
+                Ok(Some(patch)) => (
+                    AdmissionReviewOut::patched(req.uid.clone(), &patch, warnings),
                     true,
-                );
-            }
-            if matches!(req.operation, Operation::Create | Operation::Update)
-                && req.object.is_none()
-            {
-                let v = Verdict::bad_request("request.object is missing");
-                return (
-                    AdmissionReviewOut::from_verdict(req.uid.clone(), &subject, v),
-                    false,
-                );
-            }
-            match mutator.mutate(req) {
-                Mutation::Verdict(v) => {
-                    let allowed = v.is_allowed();
+                ),
+                Ok(None) => {
+                    let v = Verdict::allow_with_warnings(warnings);
                     (
                         AdmissionReviewOut::from_verdict(req.uid.clone(), &subject, v),
-                        allowed,
+                        true,
                     )
                 }
-                Mutation::Patched { object, warnings } => {
-                    let original = match (&req.object, req.operation) {
-                        (Some(o), Operation::Create | Operation::Update) => o,
-                        _ => {
-                            // CONNECT: patches are not applicable; admit unchanged.
-                            let v = Verdict::allow_with_warnings(warnings);
-                            return (
-                                AdmissionReviewOut::from_verdict(req.uid.clone(), &subject, v),
-                                true,
-                            );
-                        }
-                    };
-                    match diff_patch(original, &object) {
-                        Ok(Some(patch)) => (
-                            AdmissionReviewOut::patched(req.uid.clone(), &patch, warnings),
-                            true,
+                Err(e) => {
+                    tracing::error!(uid = %req.uid, error = %e, "failed to build patch");
+                    (
+                        AdmissionReviewOut::internal_error(
+                            req.uid.clone(),
+                            "internal error".to_owned(),
                         ),
-                        Ok(None) => {
-                            let v = Verdict::allow_with_warnings(warnings);
-                            (
-                                AdmissionReviewOut::from_verdict(req.uid.clone(), &subject, v),
-                                true,
-                            )
-                        }
-                        Err(e) => {
-                            tracing::error!(uid = %req.uid, error = %e, "failed to build patch");
-                            (
-                                AdmissionReviewOut::internal_error(
-                                    req.uid.clone(),
-                                    "internal error".to_owned(),
-                                ),
-                                false,
-                            )
-                        }
-                    }
+                        false,
+                    )
                 }
             }
         }
