@@ -275,7 +275,7 @@ impl NatsAdmission {
     }
 }
 
-/// Whether a denial of `req` may come from the data guard, which a second look can
+/// Whether a verdict on `req` may come from the data guard, which a second look can
 /// revise: a NatsCluster's update, deletion or `scale` (whose `kind` is
 /// `autoscaling/v1 Scale`, so the resource decides).
 fn guarded_by_the_data_plane(req: &AdmissionRequest) -> bool {
@@ -285,38 +285,54 @@ fn guarded_by_the_data_plane(req: &AdmissionRequest) -> bool {
         && !req.name.is_empty()
 }
 
+/// Whether `req` deletes a NatsCluster or lowers its size (`spec.size`, or
+/// `spec.replicas` of `scale`): what the data guard judges from `status.jetstream`.
+fn shrinks(req: &AdmissionRequest) -> bool {
+    let pointer = if req.sub_resource.as_deref() == Some("scale") {
+        "/spec/replicas"
+    } else {
+        "/spec/size"
+    };
+    let size = |o: Option<&Value>| o.and_then(|o| int_at(o, pointer)).unwrap_or(0);
+    req.operation == Operation::Delete || size(req.object.as_ref()) < size(req.old_object.as_ref())
+}
+
 impl Validator for NatsAdmission {
     fn validate(&self, req: &AdmissionRequest) -> Verdict {
         self.validate_seeing(req, None)
     }
 
-    /// A denial of a NatsCluster's scale-down or deletion was judged from
-    /// `status.jetstream`, which lags the servers by up to a refresh: a user who just
-    /// lowered a stream's replicas or deleted its streams asks the members, and the
-    /// guard judges again from what they say now.
+    /// Every denial of a NatsCluster's update or deletion, and every admitted scale-down
+    /// or deletion: the data guard judged from `status.jetstream`, which lags the servers
+    /// by up to a refresh, both ways (a stream's replicas just lowered, or just raised).
+    fn wants_second_look(&self, req: &AdmissionRequest, verdict: &Verdict) -> bool {
+        guarded_by_the_data_plane(req) && (!verdict.is_allowed() || shrinks(req))
+    }
+
+    /// The guard judges again from what the members' `/jsz` say now; without an answer
+    /// from every member the first verdict stands.
     fn reconsider<'a>(
         &'a self,
         req: &'a AdmissionRequest,
-        denied: Verdict,
+        first: Verdict,
     ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
         Box::pin(async move {
             if !guarded_by_the_data_plane(req) {
-                return denied;
+                return first;
             }
-            match self.live_jetstream(&req.namespace, &req.name).await {
-                Some(live) => {
-                    let verdict = self.validate_seeing(req, Some(&live));
-                    if verdict.is_allowed() {
-                        tracing::info!(
-                            namespace = %req.namespace,
-                            name = %req.name,
-                            "the members' /jsz admitted what status.jetstream refused"
-                        );
-                    }
-                    verdict
-                }
-                None => denied,
+            let Some(live) = self.live_jetstream(&req.namespace, &req.name).await else {
+                return first;
+            };
+            let verdict = self.validate_seeing(req, Some(&live));
+            if verdict.is_allowed() != first.is_allowed() {
+                tracing::info!(
+                    namespace = %req.namespace,
+                    name = %req.name,
+                    allowed = verdict.is_allowed(),
+                    "the members' /jsz changed the verdict judged from status.jetstream"
+                );
             }
+            verdict
         })
     }
 }
@@ -395,6 +411,37 @@ mod tests {
             "object": object, "oldObject": old
         });
         serde_json::from_value(req).expect("an admission request")
+    }
+
+    #[test]
+    fn admitted_scale_downs_and_deletes_get_a_second_look_too() {
+        let admission = NatsAdmission::default();
+        let allowed = Verdict::allow();
+        let scale = |new: i64, old: i64| {
+            request(
+                "UPDATE",
+                Some("scale"),
+                json!({"spec": {"replicas": new}}),
+                json!({"spec": {"replicas": old}}),
+            )
+        };
+        assert!(admission.wants_second_look(&scale(3, 5), &allowed));
+        assert!(!admission.wants_second_look(&scale(5, 3), &allowed));
+        let size = |new: i64, old: i64| {
+            request(
+                "UPDATE",
+                None,
+                json!({"spec": {"size": new}}),
+                json!({"spec": {"size": old}}),
+            )
+        };
+        assert!(admission.wants_second_look(&size(1, 3), &allowed));
+        assert!(!admission.wants_second_look(&size(3, 3), &allowed));
+        let delete = request("DELETE", None, Value::Null, json!({}));
+        assert!(admission.wants_second_look(&delete, &allowed));
+        assert!(admission.wants_second_look(&size(3, 3), &Verdict::forbidden("no")));
+        let create = request("CREATE", None, json!({"spec": {"size": 1}}), Value::Null);
+        assert!(!admission.wants_second_look(&create, &Verdict::forbidden("no")));
     }
 
     #[test]

@@ -315,18 +315,26 @@ pub trait Validator: Send + Sync + 'static {
     /// Decides on one request (all operations, including DELETE with `old_object`).
     fn validate(&self, req: &AdmissionRequest) -> Verdict;
 
-    /// A second look at a denial by [`Validator::validate`], which may ask the world
-    /// (a cheap network call) whether what the cache showed is still true: a denial
-    /// judged from a view that lags must not stand once the user has fixed its cause.
-    /// Runs on the async runtime within what is left of the request deadline; when the
-    /// deadline passes first, `denied` stands. The default keeps `denied`.
+    /// Whether `verdict` (of [`Validator::validate`]) gets a second look
+    /// ([`Validator::reconsider`]). The default: denials only.
+    fn wants_second_look(&self, req: &AdmissionRequest, verdict: &Verdict) -> bool {
+        let _ = req;
+        !verdict.is_allowed()
+    }
+
+    /// A second look at a verdict of [`Validator::validate`], which may ask the world
+    /// (a cheap network call) whether what the cache showed is still true: a verdict
+    /// judged from a view that lags must not stand once the world has moved (a denial
+    /// whose cause the user fixed, an admission the servers cannot hold). Runs on the
+    /// async runtime within what is left of the request deadline; when the deadline
+    /// passes first, or the look panics, `first` stands. The default keeps `first`.
     fn reconsider<'a>(
         &'a self,
         req: &'a AdmissionRequest,
-        denied: Verdict,
+        first: Verdict,
     ) -> Pin<Box<dyn Future<Output = Verdict> + Send + 'a>> {
         let _ = req;
-        Box::pin(std::future::ready(denied))
+        Box::pin(std::future::ready(first))
     }
 }
 

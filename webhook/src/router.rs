@@ -472,7 +472,7 @@ fn parse_admission(body: &[u8]) -> Result<AdmissionRequest, Early> {
 
 /// What the synchronous domain call decided.
 enum Decided {
-    /// A validator's verdict; a denial gets a second look before it is answered.
+    /// A validator's verdict; it may get a second look before it is answered.
     Verdict(Verdict),
     /// A finished mutating review, and whether it admits.
     Review(Box<AdmissionReviewOut>, bool),
@@ -494,27 +494,27 @@ fn decide(
     }
 }
 
-/// [`Validator::reconsider`] on a denial, within `left` of the deadline; the denial
-/// stands when the second look overruns or panics.
+/// [`Validator::reconsider`] within `left` of the deadline; the first verdict stands
+/// when the second look overruns or panics.
 async fn second_look(
     validator: &dyn Validator,
     req: &AdmissionRequest,
-    denied: Verdict,
+    first: Verdict,
     left: Duration,
 ) -> Verdict {
     if left.is_zero() {
-        return denied;
+        return first;
     }
-    let look = std::panic::AssertUnwindSafe(validator.reconsider(req, denied.clone()));
+    let look = std::panic::AssertUnwindSafe(validator.reconsider(req, first.clone()));
     match tokio::time::timeout(left, futures::FutureExt::catch_unwind(look)).await {
         Ok(Ok(verdict)) => verdict,
         Ok(Err(_)) => {
-            tracing::error!(uid = %req.uid, "second look at a denial panicked; the denial stands");
-            denied
+            tracing::error!(uid = %req.uid, "second look panicked; the first verdict stands");
+            first
         }
         Err(_) => {
-            tracing::warn!(uid = %req.uid, ?left, "second look at a denial overran the deadline; the denial stands");
-            denied
+            tracing::warn!(uid = %req.uid, ?left, "second look overran the deadline; the first verdict stands");
+            first
         }
     }
 }
@@ -617,11 +617,11 @@ async fn admission(state: WebhookState, req: Request, kind: AdmissionKind) -> Re
     .await;
     let outcome = match decided {
         Ok(Decided::Verdict(verdict)) => {
-            let verdict = if verdict.is_allowed() {
-                verdict
-            } else {
+            let verdict = if validator.wants_second_look(&request, &verdict) {
                 let left = budget.saturating_sub(started.elapsed());
                 second_look(validator.as_ref(), &request, verdict, left).await
+            } else {
+                verdict
             };
             let allowed = verdict.is_allowed();
             let subject = Subject::of(&request);

@@ -422,3 +422,40 @@ async fn a_denial_gets_a_second_look_within_the_deadline() {
     let (again, _) = ask("fixed").await;
     assert_eq!(again["allowed"], true, "{again}");
 }
+
+/// Admits everything from its view, and asks for a second look at "look", where the
+/// world says no.
+struct Optimist;
+
+impl Validator for Optimist {
+    fn validate(&self, _req: &AdmissionRequest) -> Verdict {
+        Verdict::allow()
+    }
+
+    fn wants_second_look(&self, req: &AdmissionRequest, _verdict: &Verdict) -> bool {
+        req.display_name() == "look"
+    }
+
+    fn reconsider<'a>(
+        &'a self,
+        _req: &'a AdmissionRequest,
+        _first: Verdict,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Verdict> + Send + 'a>> {
+        Box::pin(std::future::ready(Verdict::forbidden("the world says no")))
+    }
+}
+
+#[tokio::test]
+async fn an_admission_can_get_a_second_look_when_the_validator_asks() {
+    let r = router(WebhookState::builder(Optimist, test_mutator, test_converter).build());
+    for (name, allowed) in [("look", false), ("other", true)] {
+        let review = with_name(fixture_json("admission-create.json"), name);
+        let a = post(&r, "/validate?timeout=10s", review.to_string()).await;
+        assert_eq!(
+            a.json()["response"]["allowed"],
+            allowed,
+            "{name}: {}",
+            a.text()
+        );
+    }
+}
