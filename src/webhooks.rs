@@ -6,7 +6,6 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
 use kube::ResourceExt;
 
 use nats_operator_webhook::{
@@ -17,12 +16,12 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use crate::api::admission::{default_object, validate_object_with};
-use crate::api::consts::CLUSTER_LABEL;
 use crate::api::convert::{convert_object, convert_text};
 use crate::api::data_guard::{self, ALLOW_DELETE_WITH_DATA, Known};
 use crate::api::v1beta1::{JetStreamStatus, NatsCluster};
 use crate::controller::cache::Caches;
 use crate::controller::data_plane;
+use crate::controller::observe::member_pods;
 
 /// Where the validating webhook finds the operator's informer cache: empty on a
 /// `--webhooks-only` replica and in `nats-operator webhook`, set once the caches exist.
@@ -152,15 +151,11 @@ impl NatsAdmission {
 
     /// A change of `spec.replicas` through the `scale` subresource.
     fn guard_scale(&self, req: &AdmissionRequest, live: Option<&JetStreamStatus>) -> Verdict {
-        let replicas = |o: Option<&Value>| o.and_then(|o| int_at(o, "/spec/replicas"));
-        let (Some(new), Some(old)) = (
-            replicas(req.object.as_ref()),
-            replicas(req.old_object.as_ref()),
-        ) else {
+        let Some((field, old, new)) = size_change(req) else {
             return Verdict::allow();
         };
         let g = self.guarded(&req.namespace, &req.name, None, live);
-        match data_guard::check_scale("spec.replicas", old, new, g.known()) {
+        match data_guard::check_scale(field, old, new, g.known()) {
             Ok(warnings) => Verdict::allow_with_warnings(warnings),
             Err(e) => Verdict::invalid(vec![Cause::new(e.kind.reason(), e.field, e.message)]),
         }
@@ -177,9 +172,7 @@ impl NatsAdmission {
         let Some(old) = old else {
             return Ok(Vec::new());
         };
-        // An unset size is 0 (no servers).
-        let size = |o: &Value| int_at(o, "/spec/size").unwrap_or(0);
-        let (old_size, new_size) = (size(old), size(new));
+        let (old_size, new_size) = (object_size(old), object_size(new));
         if new_size >= old_size || new.get("kind").and_then(Value::as_str) != Some("NatsCluster") {
             return Ok(Vec::new());
         }
@@ -190,9 +183,7 @@ impl NatsAdmission {
         let g = self.guarded(namespace, name, Some(old), live);
         data_guard::check_scale("spec.size", old_size, new_size, g.known())
     }
-}
 
-impl NatsAdmission {
     /// `status.jetstream` as the members of the NatsCluster `namespace/name` report it
     /// now. `None` without caches, for a cluster without JetStream, and unless every
     /// member pod answers within [`LIVE_LOOK`]: a stream only a silent member holds
@@ -203,16 +194,8 @@ impl NatsAdmission {
         if !crate::render::jetstream_enabled(&cluster.spec) {
             return None;
         }
-        let pods: Vec<Arc<Pod>> = caches
-            .pods
-            .store()
-            .state()
-            .into_iter()
-            .filter(|p| {
-                p.namespace().as_deref() == Some(namespace)
-                    && p.labels().get(CLUSTER_LABEL).map(String::as_str) == Some(name)
-            })
-            .collect();
+        let uid = cluster.uid().unwrap_or_default();
+        let pods = member_pods(caches.pods.store(), namespace, name, &uid);
         let https = crate::render::https_monitoring(&cluster.spec);
         let answers = tokio::time::timeout(LIVE_LOOK, data_plane::observe(&pods, https))
             .await
@@ -288,13 +271,27 @@ fn guarded_by_the_data_plane(req: &AdmissionRequest) -> bool {
 /// Whether `req` deletes a NatsCluster or lowers its size (`spec.size`, or
 /// `spec.replicas` of `scale`): what the data guard judges from `status.jetstream`.
 fn shrinks(req: &AdmissionRequest) -> bool {
-    let pointer = if req.sub_resource.as_deref() == Some("scale") {
-        "/spec/replicas"
-    } else {
-        "/spec/size"
-    };
-    let size = |o: Option<&Value>| o.and_then(|o| int_at(o, pointer)).unwrap_or(0);
-    req.operation == Operation::Delete || size(req.object.as_ref()) < size(req.old_object.as_ref())
+    req.operation == Operation::Delete || size_change(req).is_some_and(|(_, old, new)| new < old)
+}
+
+/// `spec.size` of a NatsCluster object; unset is 0 (no servers).
+fn object_size(object: &Value) -> i32 {
+    int_at(object, "/spec/size").unwrap_or(0)
+}
+
+/// The field, old and new size of an update: `spec.replicas` of a `scale` (both set),
+/// or `spec.size` of the object (with the stored object sent).
+fn size_change(req: &AdmissionRequest) -> Option<(&'static str, i32, i32)> {
+    if req.sub_resource.as_deref() == Some("scale") {
+        let replicas = |o: Option<&Value>| o.and_then(|o| int_at(o, "/spec/replicas"));
+        let (old, new) = (
+            replicas(req.old_object.as_ref())?,
+            replicas(req.object.as_ref())?,
+        );
+        return Some(("spec.replicas", old, new));
+    }
+    let (old, new) = (req.old_object.as_ref()?, req.object.as_ref()?);
+    Some(("spec.size", object_size(old), object_size(new)))
 }
 
 impl Validator for NatsAdmission {

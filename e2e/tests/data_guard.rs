@@ -68,11 +68,15 @@ fn meta_report(server: &str, password: &str) -> Result<Vec<(String, bool, bool)>
     Ok(rows)
 }
 
-/// `nats stream info <stream> --json`: `(configured replicas, leader, current followers,
-/// followers)`.
-fn stream_replicas(server: &str, stream: &str) -> Result<(u64, String, usize, usize)> {
+/// `nats stream info <stream> --json`.
+fn stream_info(server: &str, stream: &str) -> Result<serde_json::Value> {
     let info = nats_cli(server, &["stream", "info", stream, "--json"])?;
-    let info: serde_json::Value = serde_json::from_str(&info).context("stream info --json")?;
+    serde_json::from_str(&info).context("stream info --json")
+}
+
+/// `(configured replicas, leader, current followers, followers)` of `stream`.
+fn stream_replicas(server: &str, stream: &str) -> Result<(u64, String, usize, usize)> {
+    let info = stream_info(server, stream)?;
     let followers = info["cluster"]["replicas"]
         .as_array()
         .cloned()
@@ -90,8 +94,7 @@ fn stream_replicas(server: &str, stream: &str) -> Result<(u64, String, usize, us
 
 /// The servers that hold a replica of `stream` (its leader first).
 fn stream_hosts(server: &str, stream: &str) -> Result<Vec<String>> {
-    let info = nats_cli(server, &["stream", "info", stream, "--json"])?;
-    let info: serde_json::Value = serde_json::from_str(&info).context("stream info --json")?;
+    let info = stream_info(server, stream)?;
     let mut hosts = vec![
         info["cluster"]["leader"]
             .as_str()
@@ -412,8 +415,7 @@ async fn status_shows_the_data_plane_and_the_webhook_guards_its_streams() -> Res
             "{on_departing:?} had replicas on gs-4 or gs-5; Events: {reasons:?}"
         );
         let recent = stream_replicas(&server, "RECENT")?;
-        let info = nats_cli(&server, &["stream", "info", "RECENT", "--json"])?;
-        let info: serde_json::Value = serde_json::from_str(&info)?;
+        let info = stream_info(&server, "RECENT")?;
         ensure!(info["state"]["messages"] == 100, "RECENT after the move: {recent:?} {info:#}");
         println!(
             "NUMBERS day 2: scale 5 -> 3 with {on_departing:?} on gs-4/gs-5 moved first (status.jetstream still said EVENTS had 5 replicas when `kubectl scale` was allowed: {stale}): data moved off both in {:.1} s, members stopped after {:.1} s, meta group of 3 current peers after {:.1} s ({} move Events); nats server report jetstream: {peers:?}; {}",

@@ -97,6 +97,17 @@ impl Observed {
     }
 }
 
+/// The pods of the NatsCluster `namespace/name` (uid `uid`) in `pods`: labelled with its
+/// name and owned by it.
+pub fn member_pods(pods: &Store<Pod>, namespace: &str, name: &str, uid: &str) -> Vec<Arc<Pod>> {
+    pods.state()
+        .into_iter()
+        .filter(|p| p.namespace().as_deref() == Some(namespace))
+        .filter(|p| p.labels().get(labels::CLUSTER_LABEL).map(String::as_str) == Some(name))
+        .filter(|p| p.owner_references().iter().any(|r| r.uid == uid))
+        .collect()
+}
+
 fn cached<K: Resource<DynamicType = ()> + Clone>(
     store: &Store<K>,
     ns: &str,
@@ -113,14 +124,7 @@ pub async fn observe(ctx: &Context, stored: Arc<NatsCluster>) -> Result<Observed
     };
     let ns = meta.namespace.as_str();
     let uid = meta.uid.clone().unwrap_or_default();
-    o.pods = ctx
-        .pods
-        .state()
-        .into_iter()
-        .filter(|p| p.namespace().as_deref() == Some(ns))
-        .filter(|p| p.labels().get(labels::CLUSTER_LABEL) == Some(&meta.name))
-        .filter(|p| p.owner_references().iter().any(|r| r.uid == uid))
-        .collect();
+    o.pods = member_pods(&ctx.pods, ns, &meta.name, &uid);
     for name in [meta.name.clone(), meta.management_service()] {
         if let Some(s) = cached(&ctx.services, ns, &name) {
             o.services.insert(name, s);

@@ -11,7 +11,7 @@ use serde_json::{Map, Value, json};
 
 use super::v1beta2::{
     ConsumerSpec, DeliverPolicy, KeyValueSpec, ObjectStoreSpec, Placement, PriorityPolicy,
-    StreamSource, StreamSpec,
+    RePublish, StreamSource, StreamSpec, SubjectTransform,
 };
 use crate::api::field::FieldError;
 
@@ -127,6 +127,14 @@ fn placement(p: &Placement) -> Value {
     Value::Object(v)
 }
 
+fn transform(t: &SubjectTransform) -> Value {
+    json!({"src": t.source, "dest": t.dest})
+}
+
+fn republish(r: &RePublish) -> Value {
+    json!({"src": r.source, "dest": r.destination})
+}
+
 fn source(e: &mut Errors, field: &str, s: &StreamSource) -> Value {
     let mut v = Map::new();
     put(&mut v, "name", s.name.clone());
@@ -147,11 +155,7 @@ fn source(e: &mut Errors, field: &str, s: &StreamSource) -> Value {
         put(&mut v, "external", json!({"api": api, "deliver": deliver}));
     }
     if !s.subject_transforms.is_empty() {
-        let t: Vec<Value> = s
-            .subject_transforms
-            .iter()
-            .map(|t| json!({"src": t.source, "dest": t.dest}))
-            .collect();
+        let t: Vec<Value> = s.subject_transforms.iter().map(transform).collect();
         put(&mut v, "subject_transforms", t);
     }
     if s.name.is_empty() {
@@ -239,18 +243,10 @@ pub fn stream(spec: &StreamSpec) -> Result<Value, Vec<FieldError>> {
         put(&mut v, "compression", spec.compression.server());
     }
     if let Some(t) = &spec.subject_transform {
-        put(
-            &mut v,
-            "subject_transform",
-            json!({"src": t.source, "dest": t.dest}),
-        );
+        put(&mut v, "subject_transform", transform(t));
     }
     if let Some(r) = &spec.republish {
-        put(
-            &mut v,
-            "republish",
-            json!({"src": r.source, "dest": r.destination}),
-        );
+        put(&mut v, "republish", republish(r));
     }
     for (key, on) in [
         ("sealed", spec.sealed),
@@ -603,11 +599,7 @@ pub fn key_value(spec: &KeyValueSpec) -> Result<Value, Vec<FieldError>> {
     put(&mut v, "duplicate_window", window);
     put(&mut v, "deny_delete", true);
     if let Some(r) = &spec.republish {
-        put(
-            &mut v,
-            "republish",
-            json!({"src": r.source, "dest": r.destination}),
-        );
+        put(&mut v, "republish", republish(r));
     }
     if let Some(ttl) = spec.limit_marker_ttl.filter(|t| *t != 0) {
         put(&mut v, "allow_msg_ttl", true);
@@ -631,7 +623,7 @@ pub fn key_value(spec: &KeyValueSpec) -> Result<Value, Vec<FieldError>> {
                 let external =
                     s.external_api_prefix.is_some() || s.external_deliver_prefix.is_some();
                 if !external || origin != spec.bucket {
-                    s.subject_transforms = vec![super::v1beta2::SubjectTransform {
+                    s.subject_transforms = vec![SubjectTransform {
                         source: format!("$KV.{origin}.>"),
                         dest: format!("$KV.{}.>", spec.bucket),
                     }];

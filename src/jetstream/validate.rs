@@ -181,7 +181,7 @@ pub fn consumer_update(old: &ConsumerSpec, new: &ConsumerSpec) -> Vec<FieldError
     let kind = "Consumer";
     let text = |o: &Option<String>| o.clone().unwrap_or_default();
     let number = |o: Option<i64>| o.map(|n| n.to_string()).unwrap_or_default();
-    let fixed: [(&str, String, String, &str); 10] = [
+    let fixed: [(&str, String, String, &str); 11] = [
         (
             "spec.streamName",
             old.stream_name.clone(),
@@ -242,20 +242,17 @@ pub fn consumer_update(old: &ConsumerSpec, new: &ConsumerSpec) -> Vec<FieldError
             new.mem_storage.to_string(),
             "the server cannot move a consumer's state between file and memory",
         ),
+        (
+            "spec.flowControl",
+            old.flow_control.to_string(),
+            new.flow_control.to_string(),
+            "the server cannot change a push consumer's flow control",
+        ),
     ];
     for (field, o, n, what) in fixed {
         if o != n {
             errors.push(needs_new_object(field, &o, &n, kind, what));
         }
-    }
-    if old.flow_control != new.flow_control {
-        errors.push(needs_new_object(
-            "spec.flowControl",
-            &old.flow_control.to_string(),
-            &new.flow_control.to_string(),
-            kind,
-            "the server cannot change a push consumer's flow control",
-        ));
     }
     let push = |c: &ConsumerSpec| c.deliver_subject.as_deref().is_some_and(|d| !d.is_empty());
     if push(old) != push(new) {

@@ -40,22 +40,6 @@ macro_rules! wire_enum {
                 }
             }
 
-            /// The value of a manifest string, if the API lists it.
-            pub fn parse(s: &str) -> Option<Self> {
-                match s {
-                    $($wire => Some(Self::$variant),)+
-                    _ => None,
-                }
-            }
-
-            /// The value of a JetStream API string, if known.
-            pub fn from_server(s: &str) -> Option<Self> {
-                match s {
-                    $($server => Some(Self::$variant),)+
-                    _ => None,
-                }
-            }
-
             /// Schema: a string limited to [`Self::WIRE`] (also for `Option` fields, which
             /// stay non-nullable as NACK's are).
             pub fn schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
