@@ -89,8 +89,8 @@ pub fn namespaced_rules() -> Vec<PolicyRule> {
             &["pods", "services", "secrets", "persistentvolumeclaims"],
             MANAGE,
         ),
-        // Lame duck for member pods without our preStop hook (made by the Go operator):
-        // exec over WebSocket is a GET, authorized as `get` before Kubernetes 1.35 and as
+        // Lame duck before the operator deletes a member (its preStop hook alone races
+        // with SIGTERM; the Go operator's pods have none): exec over WebSocket is a GET, authorized as `get` before Kubernetes 1.35 and as
         // `create` after (the SPDY POST always was).
         rule(&[""], &["pods/exec"], &["get", "create"]),
         rule(&["policy"], &["poddisruptionbudgets"], MANAGE),

@@ -165,6 +165,23 @@ pub async fn apply(ctx: &Context, o: &Observed, d: &Decision) -> Result<Outcome,
                 pod,
                 command,
                 reason,
+                then_delete: true,
+            } => {
+                // Its own hook signals again (a no-op) if the exec could not run.
+                if let Err(why) = lame_duck::signal(&pods, pod, command).await {
+                    tracing::debug!(%pod, %why, "lame duck left to the preStop hook");
+                } else {
+                    tokio::time::sleep(lame_duck::SETTLE).await;
+                }
+                delete_pod(ctx, cluster, &pods, ns, pod, *reason, true).await?;
+                remember(&|r| r.deleted(&uid, pod));
+                out.writes += 1;
+            }
+            Step::SignalLameDuck {
+                pod,
+                command,
+                reason,
+                then_delete: false,
             } => match lame_duck::signal(&pods, pod, command).await {
                 Ok(()) => {
                     let patch = json!({"metadata": {"annotations": {

@@ -150,8 +150,7 @@ pub enum Step {
         /// Why (in the Event).
         reason: DeleteReason,
     },
-    /// Put a member's server into lame duck before it is deleted: it has no `preStop`
-    /// hook that would (a pod made by the Go operator). See [`lame_duck`].
+    /// Put a member's server into lame duck before it is deleted. See [`lame_duck`].
     SignalLameDuck {
         /// Its name.
         pod: String,
@@ -159,6 +158,9 @@ pub enum Step {
         command: Vec<String>,
         /// Why it is going to be deleted (the pod is deleted at once if the exec fails).
         reason: DeleteReason,
+        /// It has our `preStop` hook: delete it [`lame_duck::SETTLE`] after the signal.
+        /// Otherwise (a pod made by the Go operator) it is deleted once it has drained.
+        then_delete: bool,
     },
     /// Grow or delete a claim.
     Volume(VolumeAction),
@@ -854,11 +856,18 @@ pub fn decide(o: &Observed, paths: &Paths, health: Option<&Health>, now: Timesta
                 };
                 match lame_duck::stage(p, now, lame_duck_wait) {
                     Stage::Delete => steps.push(delete),
+                    Stage::SignalAndDelete(command) => steps.push(Step::SignalLameDuck {
+                        pod: pod.clone(),
+                        command,
+                        reason: *reason,
+                        then_delete: true,
+                    }),
                     Stage::Signal(command) => {
                         steps.push(Step::SignalLameDuck {
                             pod: pod.clone(),
                             command,
                             reason: *reason,
+                            then_delete: false,
                         });
                         draining.push(format!(
                             "putting {pod} into lame duck (it has no preStop hook)"
@@ -1261,11 +1270,7 @@ mod tests {
             behind: Vec::new(),
         };
         let go = decide(&o, &Paths::default(), Some(&current), later);
-        assert!(
-            go.steps
-                .iter()
-                .any(|s| matches!(s, Step::DeletePod { pod, .. } if pod == "legacy-1"))
-        );
+        assert!(stops(&go.steps, "legacy-1"), "{:?}", go.steps);
         assert_eq!(go.catch_up_since, None);
     }
 
@@ -1567,11 +1572,7 @@ mod tests {
             behind: Vec::new(),
         };
         let stop = decide(&o, &Paths::default(), Some(&healthy), now());
-        assert!(
-            stop.steps
-                .iter()
-                .any(|s| matches!(s, Step::DeletePod { pod, .. } if pod == "legacy-4"))
-        );
+        assert!(stops(&stop.steps, "legacy-4"), "{:?}", stop.steps);
         // Gone: its meta peer is removed, once.
         o.pods.retain(|p| p.name_any() != "legacy-4");
         let gone = [
@@ -1599,8 +1600,18 @@ mod tests {
         );
     }
 
+    /// `pod` is signalled into lame duck and deleted right after (it has our hook).
+    fn stops(steps: &[Step], pod: &str) -> bool {
+        steps.iter().any(|s| {
+            matches!(s, Step::SignalLameDuck { pod: p, then_delete: true, command, .. }
+                if p == pod && command.last().is_some_and(|c| c.starts_with("ldm=")))
+        })
+    }
+
+    /// Our hook alone races with the kubelet's SIGTERM, so the operator signals first
+    /// and deletes in the same step, without waiting for the drain.
     #[test]
-    fn a_member_with_our_hook_is_deleted_at_once() {
+    fn a_member_with_our_hook_is_signalled_then_deleted() {
         let spec = three();
         let mut o = observed(stored(spec.clone()));
         let mut old = spec;
@@ -1611,15 +1622,12 @@ mod tests {
             }
         }
         let d = decide(&o, &Paths::default(), None, now());
+        assert!(stops(&d.steps, "legacy-1"), "{:?}", d.steps);
+        assert!(!d.steps.iter().any(|s| matches!(s, Step::DeletePod { .. })));
         assert!(
-            d.steps
-                .iter()
-                .any(|s| matches!(s, Step::DeletePod { pod, .. } if pod == "legacy-1"))
-        );
-        assert!(
-            !d.steps
-                .iter()
-                .any(|s| matches!(s, Step::SignalLameDuck { .. }))
+            !matches!(&d.phase, Phase::Progressing(m) if m.contains("lame duck")),
+            "{:?}",
+            d.phase
         );
     }
 

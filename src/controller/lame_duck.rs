@@ -10,6 +10,14 @@
 //! margin, whichever comes first. If the exec cannot run (RBAC, a node without exec) the
 //! pod is deleted as before, with a Warning Event that says why.
 //!
+//! Pods with our own `preStop` hook are signalled the same way before the operator deletes
+//! them. The hook alone races: `--signal ldm` returns at once, nats-server starts lame
+//! duck in a goroutine and ignores SIGTERM only once it has begun, so the kubelet's
+//! SIGTERM (sent microseconds after the hook returns) can stop the server undrained. After
+//! the operator's signal it waits [`SETTLE`], then deletes: the hook's second signal is a
+//! no-op and SIGTERM is ignored. Deletions by others (drains, evictions) still rely on the
+//! hook alone, as with the NATS Helm chart.
+//!
 //! [`stage`] is pure; [`signal`] is the one exec.
 
 use std::time::Duration;
@@ -31,13 +39,20 @@ pub const SINCE_ANNOTATION: &str = "nats.io/lame-duck-since";
 /// How long the exec may take (the Go operator's timeout).
 pub const EXEC_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long after its signal a hooked pod is deleted: lame duck begins microseconds after
+/// the signal; a second covers a starved node.
+pub const SETTLE: Duration = Duration::from_secs(1);
+
 /// Where a pod that is about to be deleted stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stage {
-    /// It stops with lame duck by itself (our `preStop` hook), or it is not running: delete.
+    /// It is not running, or its own `preStop` hook (not ours) decides how it stops: delete.
     Delete,
     /// Its server must be signalled first, with this command.
     Signal(Vec<String>),
+    /// It has our `preStop` hook: signal it with the hook's command, then delete it after
+    /// [`SETTLE`] (the hook alone races with SIGTERM).
+    SignalAndDelete(Vec<String>),
     /// Signalled; wait for the server to exit, at most until this time.
     Draining(Timestamp),
 }
@@ -47,13 +62,14 @@ pub fn stage(pod: &Pod, now: Timestamp, wait: Duration) -> Stage {
     let Some(nats) = nats_container(pod) else {
         return Stage::Delete;
     };
-    if nats
-        .lifecycle
-        .as_ref()
-        .is_some_and(|l| l.pre_stop.is_some())
-        || !running(pod)
-    {
+    if !running(pod) {
         return Stage::Delete;
+    }
+    if let Some(hook) = nats.lifecycle.as_ref().and_then(|l| l.pre_stop.as_ref()) {
+        return match hook.exec.as_ref().and_then(|e| e.command.as_ref()) {
+            Some(command) if is_lame_duck(command) => Stage::SignalAndDelete(command.clone()),
+            _ => Stage::Delete,
+        };
     }
     let since = pod
         .metadata
@@ -85,6 +101,11 @@ pub fn command(nats: &Container) -> Vec<String> {
         .cloned()
         .unwrap_or_else(|| "nats-server".into());
     vec![binary, "--signal".into(), format!("ldm={PID_FILE}")]
+}
+
+/// `command` is `<binary> --signal ldm=<our pid file>`: the hook we render.
+fn is_lame_duck(command: &[String]) -> bool {
+    matches!(command, [_, flag, arg] if flag == "--signal" && *arg == format!("ldm={PID_FILE}"))
 }
 
 /// Runs `command` in the pod's `nats` container. `Ok` when it exited 0 or did not answer
@@ -123,7 +144,7 @@ pub async fn signal(pods: &Api<Pod>, pod: &str, command: &[String]) -> Result<()
 
 /// Drops all of `pod` that [`stage`] does not read from its spec and container statuses
 /// (the pod cache keeps what is left): the `nats` container's first command word and
-/// whether it has a `preStop` hook, and when its runs terminated.
+/// its `preStop` exec command (or an empty hook), and when its runs terminated.
 pub fn prune(pod: &mut Pod) {
     let nats = pod
         .spec
@@ -136,8 +157,11 @@ pub fn prune(pod: &mut Pod) {
                 words.truncate(1);
                 words
             }),
-            lifecycle: c.lifecycle.and_then(|l| l.pre_stop).map(|_| Lifecycle {
-                pre_stop: Some(LifecycleHandler::default()),
+            lifecycle: c.lifecycle.and_then(|l| l.pre_stop).map(|hook| Lifecycle {
+                pre_stop: Some(LifecycleHandler {
+                    exec: hook.exec,
+                    ..Default::default()
+                }),
                 ..Default::default()
             }),
             ..Default::default()
@@ -276,6 +300,25 @@ mod tests {
         pod
     }
 
+    /// A pod as we render it: our `preStop` hook signals lame duck.
+    fn ours() -> Pod {
+        let mut pod = go_made();
+        pod.spec.as_mut().unwrap().containers[0].lifecycle = Some(Lifecycle {
+            pre_stop: Some(LifecycleHandler {
+                exec: Some(ExecAction {
+                    command: Some(vec![
+                        "nats-server".into(),
+                        "--signal".into(),
+                        "ldm=/var/run/nats/nats.pid".into(),
+                    ]),
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        pod
+    }
+
     fn nats_status(pod: &mut Pod) -> &mut ContainerStatus {
         &mut pod
             .status
@@ -344,6 +387,39 @@ mod tests {
         assert_eq!(stage(&leaving, now, WAIT), Stage::Delete);
     }
 
+    /// The hook alone races with the kubelet's SIGTERM: the operator signals first.
+    #[test]
+    fn a_pod_with_our_hook_is_signalled_then_deleted() {
+        let now = t("2026-12-03T10:00:00Z");
+        assert_eq!(
+            stage(&ours(), now, WAIT),
+            Stage::SignalAndDelete(vec![
+                "nats-server".into(),
+                "--signal".into(),
+                "ldm=/var/run/nats/nats.pid".into()
+            ])
+        );
+        let mut pending = ours();
+        pending.status.as_mut().unwrap().phase = Some("Pending".into());
+        assert_eq!(stage(&pending, now, WAIT), Stage::Delete);
+        // Another pid file is not our hook: the template's own hook decides.
+        let mut other = ours();
+        other.spec.as_mut().unwrap().containers[0]
+            .lifecycle
+            .as_mut()
+            .unwrap()
+            .pre_stop
+            .as_mut()
+            .unwrap()
+            .exec
+            .as_mut()
+            .unwrap()
+            .command
+            .as_mut()
+            .unwrap()[2] = "ldm=/tmp/other.pid".into();
+        assert_eq!(stage(&other, now, WAIT), Stage::Delete);
+    }
+
     #[test]
     fn a_signalled_pod_is_deleted_when_its_server_exited_or_the_wait_is_over() {
         let pod = signalled(go_made(), "2026-12-03T10:00:00Z");
@@ -396,6 +472,7 @@ mod tests {
         for pod in [
             go_made(),
             hooked,
+            ours(),
             signalled(go_made(), "2026-12-03T10:00:00Z"),
             exited,
             sidecar,

@@ -21,7 +21,9 @@
 //!   container).
 //! - **Lame duck**: a `preStop` hook runs `<binary> --signal ldm=/var/run/nats/nats.pid`
 //!   (unless the template container has its own `preStop`), so every deletion (scale
-//!   down, rollout, drain, eviction) drains clients. With `config.lameDuckDuration`
+//!   down, rollout, drain, eviction) drains clients. The operator signals the same
+//!   command itself before its own deletions (the hook alone races with SIGTERM, see
+//!   [`crate::controller::lame_duck`]). With `config.lameDuckDuration`
 //!   unset the server's own default (2m) applies and nothing is written into
 //!   `nats.conf`, as with the Go operator; `terminationGracePeriodSeconds` is the lame
 //!   duck duration plus [`GRACE_MARGIN_SECONDS`] (150 s by default), never less than the
