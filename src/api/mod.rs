@@ -16,6 +16,7 @@ pub const V1BETA1: &str = "nats.io/v1beta1";
 pub mod admission;
 pub mod cel;
 pub mod choices;
+pub mod condition;
 pub mod consts;
 pub mod convert;
 pub mod crd;

@@ -45,20 +45,15 @@ fn condition(
     generation: Option<i64>,
     now: Timestamp,
 ) -> Condition {
-    let status = if status { "True" } else { "False" };
-    let old = prev.conditions.iter().find(|c| c.type_ == type_);
-    let last_transition_time = match old {
-        Some(c) if c.status == status => c.last_transition_time.clone(),
-        _ => Time(now),
-    };
-    Condition {
-        type_: type_.into(),
-        status: status.into(),
-        reason: reason.into(),
+    crate::api::condition::condition(
+        &prev.conditions,
+        type_,
+        status,
+        reason,
         message,
-        observed_generation: generation,
-        last_transition_time,
-    }
+        generation,
+        now,
+    )
 }
 
 /// The status to write after a reconcile.

@@ -1,6 +1,9 @@
 //! The `jetstream.nats.io` API: NACK's kinds (`Stream`, `Consumer`, `KeyValue`,
-//! `ObjectStore`, `Account`) in `v1beta2`, what each asks of the JetStream API, and the
-//! admission rules that need no cluster. Pure, like [`crate::api`].
+//! `ObjectStore`, `Account`) in `v1beta2`, what each asks of the JetStream API
+//! ([`server_config`]), the admission rules that need no cluster ([`validate`]), what one
+//! reconcile of an asset does ([`sync`]); all pure, like [`crate::api`]. [`client`] is
+//! the one edge: the JetStream API requests. `tests/nats_server_jetstream_assets.rs`
+//! runs them on every supported release.
 //!
 //! Not served yet: the CRDs are not installed and nothing reconciles these kinds. What
 //! `natsClusterRef` needs first is an operator identity in the clients' accounts: the
@@ -10,7 +13,9 @@
 //! open cluster needs an explicit password-less `no_auth_user` to keep anonymous clients
 //! in `$G` (nats-server's implicit one goes away with any `authorization` block).
 
+pub mod client;
 pub mod server_config;
+pub mod sync;
 pub mod v1beta2;
 pub mod validate;
 mod wire;

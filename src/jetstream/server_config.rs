@@ -132,7 +132,17 @@ fn transform(t: &SubjectTransform) -> Value {
 }
 
 fn republish(r: &RePublish) -> Value {
-    json!({"src": r.source, "dest": r.destination})
+    let mut v = json!({"src": r.source, "dest": r.destination});
+    if r.headers_only {
+        v["headers_only"] = true.into();
+    }
+    v
+}
+
+/// NACK's limits mean "no limit" at 0 as at -1; the server stores -1 (2.10 and later
+/// rewrite a 0), so -1 is sent and read back alike.
+fn limit(n: i64) -> i64 {
+    if n <= 0 { -1 } else { n }
 }
 
 fn source(e: &mut Errors, field: &str, s: &StreamSource) -> Value {
@@ -182,15 +192,15 @@ pub fn stream(spec: &StreamSpec) -> Result<Value, Vec<FieldError>> {
         put(&mut v, "subjects", spec.subjects.clone());
     }
     put(&mut v, "retention", spec.retention.server());
-    put(&mut v, "max_consumers", spec.max_consumers);
-    put(&mut v, "max_msgs", spec.max_msgs);
-    put(&mut v, "max_bytes", spec.max_bytes);
+    put(&mut v, "max_consumers", limit(spec.max_consumers));
+    put(&mut v, "max_msgs", limit(spec.max_msgs));
+    put(&mut v, "max_bytes", limit(spec.max_bytes));
     put(
         &mut v,
         "max_msgs_per_subject",
-        spec.max_msgs_per_subject.max(0),
+        limit(spec.max_msgs_per_subject),
     );
-    match i32::try_from(spec.max_msg_size) {
+    match i32::try_from(limit(spec.max_msg_size)) {
         Ok(size) => put(&mut v, "max_msg_size", size),
         Err(_) => e.push(FieldError::invalid(
             "spec.maxMsgSize",
@@ -381,6 +391,12 @@ pub fn consumer(spec: &ConsumerSpec) -> Result<Value, Vec<FieldError>> {
                 format!("has more steps than maxDeliver ({n})"),
             ));
         }
+        // The server waits the first step for the first ack and keeps it as `ack_wait`,
+        // whatever `ackWait` says: send what it will hold, or every drift check would
+        // see a difference.
+        if let Some(first) = steps.first() {
+            put(&mut v, "ack_wait", *first);
+        }
         put(&mut v, "backoff", steps);
     }
     match (
@@ -396,6 +412,16 @@ pub fn consumer(spec: &ConsumerSpec) -> Result<Value, Vec<FieldError>> {
     }
     if !spec.filter_subjects.is_empty() {
         put(&mut v, "filter_subjects", spec.filter_subjects.clone());
+    }
+    if spec.deliver_policy == DeliverPolicy::LastPerSubject
+        && !v.contains_key("filter_subject")
+        && !v.contains_key("filter_subjects")
+    {
+        e.push(FieldError::required(
+            "spec.filterSubject",
+            "deliverPolicy lastPerSubject needs filterSubject or filterSubjects (the server \
+             refuses it without)",
+        ));
     }
     put(&mut v, "replay_policy", spec.replay_policy.server());
     if let Some(f) = spec.sample_freq.as_deref().filter(|f| !f.is_empty()) {
@@ -546,12 +572,11 @@ fn bucket_stream(e: &mut Errors, b: Bucket<'_>) -> (Map<String, Value>, i64) {
     replicas(e, &mut v, b.replicas);
     put(&mut v, "allow_rollup_hdrs", true);
     put(&mut v, "allow_direct", true);
-    let compression = if b.compression == Some(true) {
-        "s2"
-    } else {
-        "none"
-    };
-    put(&mut v, "compression", compression);
+    // nats.go sends "none" too; servers before 2.10 know no compression and would show
+    // a difference from it forever.
+    if b.compression == Some(true) {
+        put(&mut v, "compression", "s2");
+    }
     if let Some(p) = b.placement {
         put(&mut v, "placement", placement(p));
     }

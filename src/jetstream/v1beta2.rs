@@ -253,6 +253,9 @@ pub struct RePublish {
     /// Destination subject.
     #[serde(default)]
     pub destination: String,
+    /// Republish the headers only (NACK spells it `headers_only`).
+    #[serde(default, rename = "headers_only", skip_serializing_if = "is_unset")]
+    pub headers_only: bool,
 }
 
 /// The origin of a mirror or a source.

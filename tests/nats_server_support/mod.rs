@@ -46,6 +46,14 @@ pub fn servers() -> Vec<Server> {
         .collect()
 }
 
+/// The `nats` CLI built with the servers (or the one `NATS_CLI` names).
+pub fn nats_cli() -> PathBuf {
+    locate::nats_binaries(Path::new(env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|e| panic!("nats CLI: {e}"))
+        .cli
+        .expect("the nats CLI is built with the servers")
+}
+
 /// The newest of [`servers`].
 pub fn newest() -> Server {
     servers().pop().expect("at least one server")
