@@ -69,6 +69,7 @@ impl NatsAdmission {
 struct Guarded {
     name: String,
     jetstream: bool,
+    gateway: bool,
     status: Option<JetStreamStatus>,
     allow_delete: bool,
 }
@@ -78,6 +79,7 @@ impl Guarded {
         Known {
             name: &self.name,
             jetstream: self.jetstream,
+            gateway: self.gateway,
             status: self.status.as_ref(),
         }
     }
@@ -132,6 +134,7 @@ impl NatsAdmission {
         Guarded {
             name: name.to_string(),
             jetstream: spec.is_some_and(crate::render::jetstream_enabled),
+            gateway: spec.is_some_and(|s| s.gateway.is_some()),
             status,
             allow_delete,
         }

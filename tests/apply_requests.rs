@@ -201,6 +201,16 @@ fn upgraded(members: fn(&Observed) -> Vec<Arc<Pod>>) -> Observed {
 }
 
 const EVENT: &str = "POST /apis/events.k8s.io/v1/namespaces/ns/events";
+
+/// The lame-duck exec into member `i` before it is deleted (its preStop hook alone races
+/// with SIGTERM). The mock cannot stream: the pod is deleted at once, without a Warning,
+/// since its hook still signals.
+fn lame_duck(i: u32) -> String {
+    format!(
+        "GET /api/v1/namespaces/ns/pods/legacy-{i}/exec?&stderr=true&container=nats\
+         &command=%2Fnats-server&command=--signal&command=ldm%3D%2Fvar%2Frun%2Fnats%2Fnats.pid"
+    )
+}
 const APPLY: &str = "(application/apply-patch+yaml)";
 
 #[tokio::test]
@@ -249,6 +259,7 @@ async fn a_scale_down_deletes_the_highest_member_only() {
     assert_eq!(
         requests_of(&o).await,
         [
+            lame_duck(5),
             "DELETE /api/v1/namespaces/ns/pods/legacy-5".to_string(),
             EVENT.to_string(),
             marked(1),
@@ -264,6 +275,7 @@ async fn a_version_change_rolls_one_member_and_rewrites_nothing_else() {
     assert_eq!(
         requests_of(&o).await,
         [
+            lame_duck(1),
             "DELETE /api/v1/namespaces/ns/pods/legacy-1".to_string(),
             EVENT.to_string()
         ]
@@ -313,9 +325,7 @@ async fn a_member_without_a_hook_is_signalled_by_exec_and_deleted_with_a_warning
     assert_eq!(
         requests_of(&o).await,
         [
-            "GET /api/v1/namespaces/ns/pods/legacy-1/exec?&stderr=true&container=nats\
-             &command=%2Fnats-server&command=--signal&command=ldm%3D%2Fvar%2Frun%2Fnats%2Fnats.pid"
-                .to_string(),
+            lame_duck(1),
             EVENT.to_string(),
             "DELETE /api/v1/namespaces/ns/pods/legacy-1".to_string(),
             EVENT.to_string(),

@@ -2,7 +2,9 @@
 //! with JetStream: for an open cluster, a users cluster (a list and a single user) and
 //! an accounts cluster, a client connects the same way, into the same account, before
 //! and after the config gains the user, and a client connected before the reload stays
-//! connected. The user itself lands in the system account and may make system requests.
+//! connected. The user itself lands in the system account and may make system requests;
+//! the operator's JetStream-API-only user of the client's account (none on an open
+//! cluster: no credentials) creates a stream the client sees, and publishes nothing else.
 
 mod nats_server_support;
 
@@ -11,7 +13,9 @@ use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 use nats_operator::api::v1beta1 as b;
-use nats_operator::render::system_user::{Identity, SYSTEM_USER_NAME, SystemUser};
+use nats_operator::render::system_user::{
+    Identity, SYSTEM_USER_NAME, SystemUser, jetstream_user_name,
+};
 use nats_operator::render::{AuthInputs, ClusterMeta, Paths, nats_conf, pod_name};
 use nats_server_support::{Running, free_port, servers};
 
@@ -189,6 +193,22 @@ impl Session {
         got
     }
 
+    /// Publishes to `subject`: `false` when the server answers a permissions violation.
+    fn may_publish(&mut self, subject: &str) -> bool {
+        if write!(self.w, "PUB {subject} 2\r\nhi\r\nPING\r\n").is_err() {
+            return false;
+        }
+        while let Some(l) = self.line() {
+            if l.starts_with("-ERR") && l.contains("Permissions Violation") {
+                return false;
+            }
+            if l == "PONG" {
+                return true;
+            }
+        }
+        false
+    }
+
     /// Sends a request and returns the first reply's payload.
     fn request(&mut self, subject: &str, body: &str) -> Option<String> {
         write!(
@@ -311,6 +331,57 @@ fn every_auth_style_keeps_its_clients_when_the_system_user_arrives() {
                     "{what}: a wrong password still fails"
                 );
             }
+            // The operator's JetStream-API-only user of the client's account (an open
+            // cluster: no credentials) creates a stream there, which the client sees; it
+            // may not publish on an application subject.
+            let js_user = if u.is_empty() {
+                String::new()
+            } else {
+                jetstream_user_name(style.account)
+            };
+            let pass = if u.is_empty() {
+                ""
+            } else {
+                user.password.as_str()
+            };
+            let mut operator = Session::open(running.client, &js_user, pass).unwrap_or_else(|| {
+                panic!("{what}: {js_user} refused: {}\n{after}", running.log_text())
+            });
+            assert_eq!(account_of(&running, &js_user), style.account, "{what}");
+            // A member of a clustered config: the API answers once the meta leader is
+            // elected (a few seconds after the start).
+            let deadline = Instant::now() + Duration::from_secs(30);
+            let created = loop {
+                let answer = operator
+                    .request(
+                        "$JS.API.STREAM.CREATE.OPS",
+                        r#"{"name":"OPS","subjects":["ops.>"],"storage":"memory"}"#,
+                    )
+                    .unwrap_or_default();
+                if answer.contains(r#""name":"OPS""#) || Instant::now() > deadline {
+                    break answer;
+                }
+                std::thread::sleep(Duration::from_millis(250));
+            };
+            assert!(
+                created.contains(r#""name":"OPS""#) && !created.contains(r#""error""#),
+                "{what}: {created}\n{after}\n{}",
+                running.log_text()
+            );
+            let seen = fresh
+                .request("$JS.API.STREAM.INFO.OPS", "")
+                .unwrap_or_default();
+            assert!(
+                seen.contains(r#""name":"OPS""#),
+                "{what}: the client does not see it: {seen}"
+            );
+            if !u.is_empty() {
+                assert!(
+                    !operator.may_publish("orders.new"),
+                    "{what}: {js_user} published on orders.new"
+                );
+            }
+
             // System requests answer (a standalone server: JetStream's account info).
             let varz = system.request("$SYS.REQ.SERVER.PING.VARZ", "");
             assert!(

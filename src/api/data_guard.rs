@@ -8,6 +8,15 @@ use super::v1beta1::{JetStreamStatus, StreamReplicas};
 /// The annotation that lets a NatsCluster holding streams be deleted.
 pub const ALLOW_DELETE_WITH_DATA: &str = "nats.io/allow-delete-with-data";
 
+/// Whether a JetStream cluster of `size` members runs its server without a `cluster`
+/// block: nats-server never elects a JetStream meta leader for a cluster of one (the
+/// meta group expects a peer per configured route, and a member's only route is to
+/// itself), and refuses JetStream in a cluster without routes. A gateway needs the
+/// cluster block, so a gatewayed member stays clustered.
+pub fn runs_standalone(jetstream: bool, gateway: bool, size: i32) -> bool {
+    jetstream && !gateway && size == 1
+}
+
 /// What the guard knows of a cluster.
 #[derive(Debug, Clone, Copy)]
 pub struct Known<'a> {
@@ -15,6 +24,8 @@ pub struct Known<'a> {
     pub name: &'a str,
     /// Whether `spec.jetstream` is on.
     pub jetstream: bool,
+    /// Whether `spec.gateway` is set (see [`runs_standalone`]).
+    pub gateway: bool,
     /// `status.jetstream`, when the operator has written it.
     pub status: Option<&'a JetStreamStatus>,
 }
@@ -49,8 +60,16 @@ pub fn check_scale(
     new: i32,
     known: Known<'_>,
 ) -> Result<Vec<String>, FieldError> {
+    let standalone = |size| runs_standalone(known.jetstream, known.gateway, size);
+    let topology = || {
+        if old != new && standalone(old) != standalone(new) {
+            check_topology(field, old, new, known)
+        } else {
+            Ok(Vec::new())
+        }
+    };
     if new >= old || !known.jetstream {
-        return Ok(Vec::new());
+        return topology();
     }
     let Some(status) = known.status else {
         return Ok(vec![format!(
@@ -65,7 +84,7 @@ pub fn check_scale(
         .filter(|s| i64::from(s.replicas) > i64::from(new))
         .collect();
     let Some(first) = over.first() else {
-        return Ok(Vec::new());
+        return topology();
     };
     Err(FieldError::forbidden(
         field,
@@ -75,6 +94,51 @@ pub fn check_scale(
             listed(&over, over.len()),
             first.name,
             new.max(1)
+        ),
+    ))
+}
+
+/// A scale between one member (standalone, see [`runs_standalone`]) and more: the
+/// member restarts with or without its `cluster` block, and nats-server carries no
+/// stream across (a standalone server's streams are unknown to a new meta group, which
+/// drops them). Refused while the cluster holds streams.
+fn check_topology(
+    field: &str,
+    old: i32,
+    new: i32,
+    known: Known<'_>,
+) -> Result<Vec<String>, FieldError> {
+    let Some(status) = known.status else {
+        return Ok(vec![format!(
+            "cannot tell whether NatsCluster {} holds streams: scaling from {old} to {new} \
+             members restarts its JetStream server {} a cluster, and streams are not \
+             carried across",
+            known.name,
+            if old == 1 { "into" } else { "out of" }
+        )]);
+    };
+    if status.streams == 0 && status.stream_replicas.is_empty() {
+        return Ok(Vec::new());
+    }
+    let streams: Vec<&StreamReplicas> = status.stream_replicas.iter().collect();
+    let shown = listed(
+        &streams,
+        usize::try_from(status.streams).unwrap_or(usize::MAX),
+    );
+    let how = if old == 1 {
+        "a single JetStream member runs standalone (nats-server elects no meta leader for a \
+         cluster of one), and a cluster's meta group does not take over a standalone \
+         server's streams"
+    } else {
+        "a single member runs standalone (nats-server elects no meta leader for a cluster \
+         of one), without the cluster's meta group and its streams"
+    };
+    Err(FieldError::forbidden(
+        field,
+        format!(
+            "scaling from {old} to {new} members would lose {shown}: {how}. Back the streams \
+             up (`nats stream backup`), delete them, scale, and restore them \
+             (`nats stream restore`)"
         ),
     ))
 }
@@ -138,6 +202,7 @@ mod tests {
         Known {
             name: "js",
             jetstream: true,
+            gateway: false,
             status: s,
         }
     }
@@ -158,9 +223,44 @@ mod tests {
             Ok(Vec::new())
         );
         assert_eq!(
-            check_scale("spec.size", 1, 3, known(Some(&s))),
+            check_scale("spec.size", 3, 5, known(Some(&s))),
             Ok(Vec::new())
         );
+    }
+
+    /// One JetStream member runs standalone: its streams do not cross to a cluster, nor
+    /// a cluster's to it.
+    #[test]
+    fn scaling_to_or_from_a_single_jetstream_member_with_streams_is_refused() {
+        let s = status(&[("ORDERS", 1)]);
+        let up = check_scale("spec.size", 1, 3, known(Some(&s))).expect_err("refused");
+        assert!(
+            up.message
+                .starts_with("Forbidden: scaling from 1 to 3 members would lose \"ORDERS\""),
+            "{}",
+            up.message
+        );
+        assert!(up.message.contains("nats stream backup"), "{}", up.message);
+        let down = check_scale("spec.size", 3, 1, known(Some(&s))).expect_err("refused");
+        assert!(down.message.contains("runs standalone"), "{}", down.message);
+        // Nothing to lose, a gateway (always clustered), or no JetStream: allowed.
+        let empty = status(&[]);
+        assert_eq!(
+            check_scale("spec.size", 1, 3, known(Some(&empty))),
+            Ok(Vec::new())
+        );
+        let gateway = Known {
+            gateway: true,
+            ..known(Some(&s))
+        };
+        assert_eq!(check_scale("spec.size", 1, 3, gateway), Ok(Vec::new()));
+        let plain = Known {
+            jetstream: false,
+            ..known(Some(&s))
+        };
+        assert_eq!(check_scale("spec.size", 1, 3, plain), Ok(Vec::new()));
+        let w = check_scale("spec.size", 1, 2, known(None)).expect("allowed");
+        assert!(w[0].contains("cannot tell"), "{w:?}");
     }
 
     #[test]

@@ -350,7 +350,7 @@ pub fn consumer_state(info: &Value) -> ConsumerState {
 }
 
 /// The status after a reconcile: the plan's conditions (or [`refused`]'s, or
-/// [`unreachable`]'s), the server's figures, and the generation they describe.
+/// [`unreachable()`]'s), the server's figures, and the generation they describe.
 /// Transition times are kept while a condition's status stays, so a steady state writes
 /// nothing.
 pub fn next_status(

@@ -279,6 +279,21 @@ pub fn jetstream_enabled(spec: &b::NatsClusterSpec) -> bool {
         .is_some_and(b::JetStream::is_enabled)
 }
 
+/// Whether the cluster's one member runs without a `cluster` block (JetStream on one
+/// member, see [`crate::api::data_guard::runs_standalone`]). Its pod carries
+/// [`STANDALONE_ANNOTATION`], so a scale to or from one member restarts it: nats-server
+/// cannot add or drop the cluster block by reload.
+pub fn runs_standalone(spec: &b::NatsClusterSpec) -> bool {
+    crate::api::data_guard::runs_standalone(
+        jetstream_enabled(spec),
+        spec.gateway.is_some(),
+        spec.size,
+    )
+}
+
+/// On the pod of a member that runs standalone (see [`runs_standalone`]).
+pub const STANDALONE_ANNOTATION: &str = "nats.io/standalone";
+
 /// Whether the members' monitoring port speaks HTTPS (`tls.httpsMonitoring`).
 pub fn https_monitoring(spec: &b::NatsClusterSpec) -> bool {
     spec.tls.as_ref().is_some_and(|t| t.https_monitoring)

@@ -273,7 +273,9 @@ pub fn nats_conf(
     if let Some(a) = route_auth {
         cluster.set("authorization", a);
     }
-    top.set("cluster", cluster);
+    if !super::runs_standalone(spec) {
+        top.set("cluster", cluster);
+    }
 
     if let Some(gw) = spec.gateway.as_ref() {
         let mut g = ConfMap::new();

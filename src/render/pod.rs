@@ -328,6 +328,10 @@ pub fn member_pod(
         &policy.annotations,
     ]);
     annotations.insert(VERSION_ANNOTATION.into(), spec.version.clone());
+    if super::runs_standalone(spec) {
+        // In the pod-spec hash: scaling to or from one member restarts the server.
+        annotations.insert(super::STANDALONE_ANNOTATION.into(), "true".into());
+    }
     if metrics.is_some() {
         annotations.insert("prometheus.io/scrape".into(), "true".into());
         annotations.insert("prometheus.io/port".into(), METRICS_PORT.to_string());

@@ -13,6 +13,16 @@
 //! - a cluster with an `accounts` block: the user joins the system account's users
 //!   (`system_account`, else `$SYS`).
 //!
+//! For the `jetstream.nats.io` assets of clusters with users, the same password also
+//! logs in a JetStream-API-only user in every client account ([`jetstream_user_name`]:
+//! `$G` through `authorization.users`, each other account in its own `users`): it may
+//! publish only on `$JS.API.>` (and a domain's `$JS.*.API.>`) and subscribe only to
+//! `_INBOX.>`, so it manages streams and consumers and reads no application subject. The
+//! system user cannot do that for them: nats-server answers the system account only on
+//! its `$JS.API.ACCOUNT.*`, `SERVER.REMOVE` and `META.LEADER.STEPDOWN` subjects. An open
+//! cluster gets none: the operator connects there without credentials, into `$G`, as its
+//! clients do.
+//!
 //! It cannot be added (and the operator says why, and keeps the old scale-down) with a
 //! token (the server ignores a token once any user exists), an `include`d authorization
 //! file (its contents are unknown here), JWT authentication (a user of the system
@@ -25,6 +35,17 @@ use super::conf_writer::{Conf, ConfMap};
 pub const SYSTEM_USER_NAME: &str = "nats-operator";
 /// The system account's name when the config names none.
 pub const DEFAULT_SYSTEM_ACCOUNT: &str = "$SYS";
+/// The account of clients of `authorization.users` (and of open clusters).
+pub const GLOBAL_ACCOUNT: &str = "$G";
+
+/// The operator's JetStream-API-only user in `account` (`$G` included).
+pub fn jetstream_user_name(account: &str) -> String {
+    if account == GLOBAL_ACCOUNT {
+        format!("{SYSTEM_USER_NAME}-js")
+    } else {
+        format!("{SYSTEM_USER_NAME}-js-{account}")
+    }
+}
 
 /// The operator's system user: the name and the password from its Secret.
 #[derive(Clone, PartialEq, Eq)]
@@ -150,29 +171,79 @@ pub fn add(top: &mut ConfMap, user: &SystemUser) -> Identity {
             return Identity::Unsupported(format!("accounts.{account}.users is not a list"));
         }
     };
-    users.retain(|u| user_name(u) != Some(user.username.as_str()));
-    let mut entry = ConfMap::new();
-    entry.set("user", user.username.as_str());
-    entry.set("password", user.password.as_str());
-    users.push(Conf::Map(entry));
+    put_user(&mut users, login(&user.username, &user.password));
     sys.set("users", Conf::List(users));
     accounts.set(&account, sys);
-    if let Some(mut a) = authorization
-        && let Some((name, password)) = single_user(&a)
-    {
-        a.remove("user");
-        a.remove("username");
-        a.remove("password");
-        let mut only = ConfMap::new();
-        only.set("user", name);
-        if let Some(p) = password {
-            only.set("password", p);
+    if with_users {
+        // Every client account but the system one (and `include`d ones, unknown here).
+        let clients: Vec<(String, ConfMap)> = accounts
+            .entries()
+            .iter()
+            .filter(|(k, _)| *k != "include" && *k != account)
+            .filter_map(|(k, v)| match v {
+                Conf::Map(m) => Some((k.clone(), m.clone())),
+                _ => None,
+            })
+            .collect();
+        for (name, mut a) in clients {
+            let mut users = match a.get("users") {
+                Some(Conf::List(l)) => l.clone(),
+                _ => Vec::new(),
+            };
+            put_user(&mut users, jetstream_login(&name, &user.password));
+            a.set("users", Conf::List(users));
+            accounts.set(&name, a);
         }
-        a.set("users", Conf::List(vec![Conf::Map(only)]));
+    }
+    if let Some(mut a) = authorization {
+        if let Some((name, password)) = single_user(&a) {
+            a.remove("user");
+            a.remove("username");
+            a.remove("password");
+            let mut only = ConfMap::new();
+            only.set("user", name);
+            if let Some(p) = password {
+                only.set("password", p);
+            }
+            a.set("users", Conf::List(vec![Conf::Map(only)]));
+        }
+        if let Some(Conf::List(l)) = a.get("users") {
+            let mut users = l.clone();
+            put_user(&mut users, jetstream_login(GLOBAL_ACCOUNT, &user.password));
+            a.set("users", Conf::List(users));
+        }
         top.set("authorization", a);
     }
     top.set("accounts", accounts);
     Identity::InAccount(account)
+}
+
+fn login(name: &str, password: &str) -> ConfMap {
+    let mut entry = ConfMap::new();
+    entry.set("user", name);
+    entry.set("password", password);
+    entry
+}
+
+/// The JetStream-API-only user of `account`.
+fn jetstream_login(account: &str, password: &str) -> ConfMap {
+    let mut entry = login(&jetstream_user_name(account), password);
+    let list = |items: &[&str]| Conf::List(items.iter().map(|s| Conf::Str((*s).into())).collect());
+    let mut permissions = ConfMap::new();
+    permissions.set("publish", list(&["$JS.API.>", "$JS.*.API.>"]));
+    permissions.set("subscribe", list(&["_INBOX.>"]));
+    entry.set("permissions", permissions);
+    entry
+}
+
+/// Adds `entry` to `users`, replacing an entry of the same name (ours, from before).
+fn put_user(users: &mut Vec<Conf>, entry: ConfMap) {
+    let name = match entry.get("user") {
+        Some(Conf::Str(s)) => s.clone(),
+        _ => String::new(),
+    };
+    users.retain(|u| user_name(u) != Some(name.as_str()));
+    users.push(Conf::Map(entry));
 }
 
 /// The single `user`/`username` and `password` of an authorization block.
@@ -232,6 +303,13 @@ mod tests {
         );
     }
 
+    /// The JetStream-API-only user of an account, as rendered.
+    fn js_user(name: &str) -> serde_json::Value {
+        serde_json::json!({"user": name, "password": "s3cret", "permissions": {
+            "publish": ["$JS.API.>", "$JS.*.API.>"], "subscribe": ["_INBOX.>"]
+        }})
+    }
+
     #[test]
     fn users_stay_and_a_single_user_becomes_a_list() {
         let mut top =
@@ -239,7 +317,7 @@ mod tests {
         assert!(matches!(add(&mut top, &user()), Identity::InAccount(_)));
         assert_eq!(
             json(&top)["authorization"],
-            serde_json::json!({"users": [{"user": "a", "password": "b"}]})
+            serde_json::json!({"users": [{"user": "a", "password": "b"}, js_user("nats-operator-js")]})
         );
         let mut top = conf(
             serde_json::json!({"authorization": {"username": "a", "password": "b", "timeout": 3}}),
@@ -247,8 +325,24 @@ mod tests {
         assert!(matches!(add(&mut top, &user()), Identity::InAccount(_)));
         assert_eq!(
             json(&top)["authorization"],
-            serde_json::json!({"timeout": 3, "users": [{"user": "a", "password": "b"}]})
+            serde_json::json!({"timeout": 3, "users": [{"user": "a", "password": "b"}, js_user("nats-operator-js")]})
         );
+        // Rendered again (a new password, a reconcile): one entry each, never two.
+        add(&mut top, &user());
+        assert_eq!(
+            json(&top)["authorization"]["users"]
+                .as_array()
+                .map(Vec::len),
+            Some(2)
+        );
+    }
+
+    #[test]
+    fn an_open_cluster_gets_no_jetstream_user() {
+        let mut top = conf(serde_json::json!({"jetstream": {"store_dir": "/data"}}));
+        add(&mut top, &user());
+        assert_eq!(json(&top).get("authorization"), None);
+        assert_eq!(json(&top)["accounts"].as_object().map(|a| a.len()), Some(1));
     }
 
     #[test]
@@ -262,7 +356,11 @@ mod tests {
         }));
         assert_eq!(add(&mut top, &user()), Identity::InAccount("SYS".into()));
         let j = json(&top);
-        assert_eq!(j["accounts"]["A"]["users"][0]["user"], "a");
+        assert_eq!(
+            j["accounts"]["A"]["users"],
+            serde_json::json!([{"user": "a", "password": "a"}, js_user("nats-operator-js-A")])
+        );
+        assert_eq!(j["accounts"]["A"]["jetstream"], "enabled");
         assert_eq!(
             j["accounts"]["SYS"]["users"],
             serde_json::json!([{"user": "admin", "password": "x"}, {"user": "nats-operator", "password": "s3cret"}])
