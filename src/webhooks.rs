@@ -271,10 +271,13 @@ fn guarded_by_the_data_plane(req: &AdmissionRequest) -> bool {
         && !req.name.is_empty()
 }
 
-/// Whether `req` deletes a NatsCluster or lowers its size (`spec.size`, or
-/// `spec.replicas` of `scale`): what the data guard judges from `status.jetstream`.
-fn shrinks(req: &AdmissionRequest) -> bool {
-    req.operation == Operation::Delete || size_change(req).is_some_and(|(_, old, new)| new < old)
+/// Whether `req` deletes a NatsCluster, lowers its size (`spec.size`, or `spec.replicas`
+/// of `scale`) or changes it to or from one member (a JetStream server restarting into
+/// or out of a cluster): what the data guard judges from `status.jetstream`.
+fn risks_data(req: &AdmissionRequest) -> bool {
+    req.operation == Operation::Delete
+        || size_change(req)
+            .is_some_and(|(_, old, new)| new < old || (old != new && (old == 1 || new == 1)))
 }
 
 /// `spec.size` of a NatsCluster object; unset is 0 (no servers).
@@ -302,11 +305,11 @@ impl Validator for NatsAdmission {
         self.validate_seeing(req, None)
     }
 
-    /// Every denial of a NatsCluster's update or deletion, and every admitted scale-down
-    /// or deletion: the data guard judged from `status.jetstream`, which lags the servers
+    /// Every denial of a NatsCluster's update or deletion, and every admitted scale-down,
+    /// scale from one member or deletion: the data guard judged from `status.jetstream`, which lags the servers
     /// by up to a refresh, both ways (a stream's replicas just lowered, or just raised).
     fn wants_second_look(&self, req: &AdmissionRequest, verdict: &Verdict) -> bool {
-        guarded_by_the_data_plane(req) && (!verdict.is_allowed() || shrinks(req))
+        guarded_by_the_data_plane(req) && (!verdict.is_allowed() || risks_data(req))
     }
 
     /// The guard judges again from what the members' `/jsz` say now; without an answer
@@ -427,6 +430,8 @@ mod tests {
         };
         assert!(admission.wants_second_look(&scale(3, 5), &allowed));
         assert!(!admission.wants_second_look(&scale(5, 3), &allowed));
+        // One member runs JetStream standalone: growing from it loses its streams.
+        assert!(admission.wants_second_look(&scale(3, 1), &allowed));
         let size = |new: i64, old: i64| {
             request(
                 "UPDATE",

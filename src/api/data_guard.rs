@@ -98,47 +98,42 @@ pub fn check_scale(
     ))
 }
 
-/// A scale between one member (standalone, see [`runs_standalone`]) and more: the
-/// member restarts with or without its `cluster` block, and nats-server carries no
-/// stream across (a standalone server's streams are unknown to a new meta group, which
-/// drops them). Refused while the cluster holds streams.
+/// A scale between one member (standalone, see [`runs_standalone`]) and more: refused.
+/// The member would have to restart with or without its `cluster` block, nats-server
+/// carries no stream across (a new meta group drops a standalone server's streams), and
+/// the members added to a standalone one wait for a route to it before they elect a meta
+/// leader, while it could only restart into the cluster once they are ready. The
+/// message names the streams the status shows.
 fn check_topology(
     field: &str,
     old: i32,
     new: i32,
     known: Known<'_>,
 ) -> Result<Vec<String>, FieldError> {
-    let Some(status) = known.status else {
-        return Ok(vec![format!(
-            "cannot tell whether NatsCluster {} holds streams: scaling from {old} to {new} \
-             members restarts its JetStream server {} a cluster, and streams are not \
-             carried across",
-            known.name,
-            if old == 1 { "into" } else { "out of" }
-        )]);
-    };
-    if status.streams == 0 && status.stream_replicas.is_empty() {
-        return Ok(Vec::new());
-    }
-    let streams: Vec<&StreamReplicas> = status.stream_replicas.iter().collect();
-    let shown = listed(
-        &streams,
-        usize::try_from(status.streams).unwrap_or(usize::MAX),
-    );
-    let how = if old == 1 {
-        "a single JetStream member runs standalone (nats-server elects no meta leader for a \
-         cluster of one), and a cluster's meta group does not take over a standalone \
-         server's streams"
+    let streams: Vec<&StreamReplicas> = known
+        .status
+        .map(|s| s.stream_replicas.iter().collect())
+        .unwrap_or_default();
+    let total = known
+        .status
+        .map_or(0, |s| usize::try_from(s.streams).unwrap_or(usize::MAX));
+    let data = if streams.is_empty() && total == 0 {
+        String::new()
     } else {
-        "a single member runs standalone (nats-server elects no meta leader for a cluster \
-         of one), without the cluster's meta group and its streams"
+        format!(
+            "; it would also lose {}: back the streams up (`nats stream backup`) and restore them \
+             (`nats stream restore`) into the new cluster",
+            listed(&streams, total)
+        )
     };
     Err(FieldError::forbidden(
         field,
         format!(
-            "scaling from {old} to {new} members would lose {shown}: {how}. Back the streams \
-             up (`nats stream backup`), delete them, scale, and restore them \
-             (`nats stream restore`)"
+            "cannot scale a JetStream cluster from {old} to {new} members in place: a single \
+             member runs standalone (nats-server elects no meta leader for a cluster of one), \
+             and turning it into a cluster or back needs a restart the members cannot wait \
+             out{data}. Create a new NatsCluster with spec.size {new} and move the clients to \
+             it, or delete and re-create this one"
         ),
     ))
 }
@@ -228,27 +223,33 @@ mod tests {
         );
     }
 
-    /// One JetStream member runs standalone: its streams do not cross to a cluster, nor
-    /// a cluster's to it.
+    /// One JetStream member runs standalone: scaling to or from it is refused, naming
+    /// the streams it would lose.
     #[test]
-    fn scaling_to_or_from_a_single_jetstream_member_with_streams_is_refused() {
+    fn scaling_to_or_from_a_single_jetstream_member_is_refused() {
         let s = status(&[("ORDERS", 1)]);
         let up = check_scale("spec.size", 1, 3, known(Some(&s))).expect_err("refused");
         assert!(
-            up.message
-                .starts_with("Forbidden: scaling from 1 to 3 members would lose \"ORDERS\""),
+            up.message.starts_with(
+                "Forbidden: cannot scale a JetStream cluster from 1 to 3 members in place"
+            ),
             "{}",
             up.message
         );
-        assert!(up.message.contains("nats stream backup"), "{}", up.message);
+        assert!(
+            up.message
+                .contains("would also lose \"ORDERS\" in account $G (1 replica)")
+                && up.message.contains("nats stream backup"),
+            "{}",
+            up.message
+        );
         let down = check_scale("spec.size", 3, 1, known(Some(&s))).expect_err("refused");
         assert!(down.message.contains("runs standalone"), "{}", down.message);
-        // Nothing to lose, a gateway (always clustered), or no JetStream: allowed.
         let empty = status(&[]);
-        assert_eq!(
-            check_scale("spec.size", 1, 3, known(Some(&empty))),
-            Ok(Vec::new())
-        );
+        let bare = check_scale("spec.size", 1, 3, known(Some(&empty))).expect_err("refused");
+        assert!(!bare.message.contains("lose"), "{}", bare.message);
+        assert!(check_scale("spec.size", 1, 2, known(None)).is_err());
+        // A gateway (always clustered), or no JetStream: allowed.
         let gateway = Known {
             gateway: true,
             ..known(Some(&s))
@@ -259,8 +260,6 @@ mod tests {
             ..known(Some(&s))
         };
         assert_eq!(check_scale("spec.size", 1, 3, plain), Ok(Vec::new()));
-        let w = check_scale("spec.size", 1, 2, known(None)).expect("allowed");
-        assert!(w[0].contains("cannot tell"), "{w:?}");
     }
 
     #[test]
