@@ -2,11 +2,12 @@
 //! same inputs give the same status, transition times are kept while a condition's
 //! status stays), so a steady state writes nothing.
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
 use super::data_plane::Verdict;
 use super::plan::{MemberPod, Phase};
+use crate::api::condition::condition;
 use crate::api::v1beta1::{JetStreamStatus, NatsClusterStatus};
 
 /// Inputs of [`next_status`].
@@ -36,32 +37,13 @@ pub struct StatusInput<'a> {
     pub jetstream: Option<(JetStreamStatus, Verdict)>,
 }
 
-fn condition(
-    prev: &NatsClusterStatus,
-    type_: &str,
-    status: bool,
-    reason: &str,
-    message: String,
-    generation: Option<i64>,
-    now: Timestamp,
-) -> Condition {
-    crate::api::condition::condition(
-        &prev.conditions,
-        type_,
-        status,
-        reason,
-        message,
-        generation,
-        now,
-    )
-}
-
 /// The status to write after a reconcile.
 pub fn next_status(
     prev: &NatsClusterStatus,
     input: &StatusInput<'_>,
     now: Timestamp,
 ) -> NatsClusterStatus {
+    let was = prev.conditions.as_slice();
     let live: Vec<(&MemberPod, &String)> = input
         .pods
         .iter()
@@ -82,7 +64,7 @@ pub fn next_status(
     let (ready_c, progressing_c, paused_c) = match input.phase {
         Phase::Ready => (
             condition(
-                prev,
+                was,
                 "Ready",
                 true,
                 "ClusterReady",
@@ -91,7 +73,7 @@ pub fn next_status(
                 now,
             ),
             condition(
-                prev,
+                was,
                 "Progressing",
                 false,
                 "Idle",
@@ -99,24 +81,16 @@ pub fn next_status(
                 g,
                 now,
             ),
-            condition(prev, "Paused", false, "NotPaused", String::new(), g, now),
+            condition(was, "Paused", false, "NotPaused", String::new(), g, now),
         ),
         Phase::Progressing(msg) => (
-            condition(prev, "Ready", false, "Progressing", msg.clone(), g, now),
-            condition(
-                prev,
-                "Progressing",
-                true,
-                "Reconciling",
-                msg.clone(),
-                g,
-                now,
-            ),
-            condition(prev, "Paused", false, "NotPaused", String::new(), g, now),
+            condition(was, "Ready", false, "Progressing", msg.clone(), g, now),
+            condition(was, "Progressing", true, "Reconciling", msg.clone(), g, now),
+            condition(was, "Paused", false, "NotPaused", String::new(), g, now),
         ),
         Phase::Paused => (
             condition(
-                prev,
+                was,
                 "Ready",
                 prev.conditions
                     .iter()
@@ -127,7 +101,7 @@ pub fn next_status(
                 now,
             ),
             condition(
-                prev,
+                was,
                 "Progressing",
                 false,
                 "Paused",
@@ -136,7 +110,7 @@ pub fn next_status(
                 now,
             ),
             condition(
-                prev,
+                was,
                 "Paused",
                 true,
                 "Paused",
@@ -148,9 +122,9 @@ pub fn next_status(
     };
     let degraded_c = match &input.degraded {
         Some((reason, message)) => {
-            condition(prev, "Degraded", true, reason, message.clone(), g, now)
+            condition(was, "Degraded", true, reason, message.clone(), g, now)
         }
-        None => condition(prev, "Degraded", false, "AsExpected", String::new(), g, now),
+        None => condition(was, "Degraded", false, "AsExpected", String::new(), g, now),
     };
     let mut conditions = vec![ready_c, progressing_c, degraded_c, paused_c];
     if let Some((_, verdict)) = &input.jetstream {
@@ -159,7 +133,7 @@ pub fn next_status(
             Err((reason, message)) => (false, *reason, message),
         };
         conditions.push(condition(
-            prev,
+            was,
             "JetStreamHealthy",
             healthy,
             reason,

@@ -43,11 +43,21 @@ pub struct Check {
 }
 
 impl Check {
-    fn yes(reason: &'static str, message: String) -> Self {
+    /// `Ready`: the server holds `what`.
+    fn on_server(what: &str) -> Self {
         Check {
             ok: true,
-            reason,
-            message,
+            reason: "Ready",
+            message: format!("{what} is on the server"),
+        }
+    }
+
+    /// `InSync`: the server holds what the spec asks.
+    fn synced() -> Self {
+        Check {
+            ok: true,
+            reason: "InSync",
+            message: "the server holds what the spec asks".into(),
         }
     }
 
@@ -126,13 +136,13 @@ pub fn plan(
         });
         return Plan {
             write: None,
-            ready: Check::yes("Ready", format!("{what} is on the server")),
-            in_sync: Check::yes("InSync", "the server holds what the spec asks".into()),
+            ready: Check::on_server(what),
+            in_sync: Check::synced(),
             notice,
         };
     }
     let listed = describe(&diffs);
-    let ready = Check::yes("Ready", format!("{what} is on the server"));
+    let ready = Check::on_server(what);
     let not_kept = not_kept(&listed);
     if !past.spec_changed && !new_report(&past, IN_SYNC, &not_kept) {
         // Written before and not kept: writing again would change nothing.
@@ -183,7 +193,7 @@ pub fn plan(
     Plan {
         write: Some(Write::Update(wanted.clone())),
         ready,
-        in_sync: Check::yes("InSync", "the server holds what the spec asks".into()),
+        in_sync: Check::synced(),
         notice: Some(Notice {
             warning,
             reason,
@@ -212,8 +222,8 @@ fn missing(what: &str, mode: Mode, wanted: &Value, past: Past<'_>) -> Plan {
         };
         return Plan {
             write: Some(Write::Create(wanted.clone())),
-            ready: Check::yes("Ready", format!("{what} is on the server")),
-            in_sync: Check::yes("InSync", "the server holds what the spec asks".into()),
+            ready: Check::on_server(what),
+            in_sync: Check::synced(),
             notice: Some(notice),
         };
     }
