@@ -21,7 +21,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::Serialize;
 
-use crate::api::crd::{ConversionEndpoint, nats_cluster, nats_service_role};
+use crate::api::crd::{ConversionEndpoint, all_crds};
 use crate::api::defaults::{OPERATOR_IMAGE, OPERATOR_IMAGE_TAG};
 use crate::webhook_config::{mutating_webhook_configuration, validating_webhook_configuration};
 
@@ -71,6 +71,15 @@ const MANAGE: &[&str] = &[
     "get", "list", "watch", "create", "update", "patch", "delete",
 ];
 
+/// The status subresources of NACK's kinds.
+const ASSET_STATUS: [&str; 5] = [
+    "streams/status",
+    "consumers/status",
+    "keyvalues/status",
+    "objectstores/status",
+    "accounts/status",
+];
+
 /// What the operator does to the objects in the namespaces it manages.
 pub fn namespaced_rules() -> Vec<PolicyRule> {
     vec![
@@ -98,6 +107,17 @@ pub fn namespaced_rules() -> Vec<PolicyRule> {
         rule(&[""], &["serviceaccounts"], WATCH),
         rule(&[""], &["serviceaccounts/token"], &["create"]),
         rule(&["", "events.k8s.io"], &["events"], &["create", "patch"]),
+        // NACK's kinds: read, finalizers (update), status.
+        rule(
+            &[crate::jetstream::GROUP],
+            &crate::jetstream::crd::RESOURCES,
+            &["get", "list", "watch", "patch", "update"],
+        ),
+        rule(
+            &[crate::jetstream::GROUP],
+            &ASSET_STATUS,
+            &["get", "patch", "update"],
+        ),
     ]
 }
 
@@ -158,8 +178,9 @@ pub fn prereqs() -> Result<String, crate::yaml::Error> {
         metadata: meta(NAMESPACE, None),
         ..Default::default()
     })?;
-    docs.push(&nats_cluster(&ConversionEndpoint::default(), None))?;
-    docs.push(&nats_service_role())?;
+    for crd in all_crds(&ConversionEndpoint::default()) {
+        docs.push(&crd)?;
+    }
     docs.push(&ServiceAccount {
         metadata: meta(NAME, Some(NAMESPACE)),
         ..Default::default()

@@ -32,7 +32,7 @@ enum Command {
     /// provided certificates, caBundle injection) on every replica, and the reconcile loop
     /// that turns NatsClusters into running NATS clusters on the replica holding the
     /// leader Lease; /healthz, /readyz and /metrics on plain HTTP.
-    Run(nats_operator::run::RunArgs),
+    Run(Box<nats_operator::run::RunArgs>),
     /// Print the NatsCluster and NatsServiceRole CustomResourceDefinitions as YAML.
     Crds {
         /// Namespace of the operator's Service, which serves the conversion webhook.
@@ -212,7 +212,7 @@ fn main() -> ExitCode {
                     return ExitCode::FAILURE;
                 }
             };
-            match runtime.block_on(nats_operator::run::run(args)) {
+            match runtime.block_on(nats_operator::run::run(*args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
                     eprintln!("error: {e:#}");

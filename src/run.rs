@@ -69,9 +69,57 @@ pub struct RunArgs {
     /// Deployment; validation then warns about nothing it would need the cache for).
     #[arg(long)]
     pub webhooks_only: bool,
+    /// How often every Stream, Consumer, KeyValue and ObjectStore is compared with the
+    /// server (a Go duration, spread by ±25 %; NACK's `--sync-interval`).
+    #[arg(long, default_value = "1m", value_parser = go_duration)]
+    pub asset_sync_interval: std::time::Duration,
+    /// Server URL(s) of assets that name none (NACK's `-s`); without it, such assets use
+    /// the namespace's only NatsCluster with JetStream.
+    #[arg(long, value_delimiter = ',', value_name = "URL,URL,...")]
+    pub nats_server: Vec<String>,
+    /// Credentials file for `--nats-server` (NACK's `--creds`).
+    #[arg(long)]
+    pub nats_creds: Option<PathBuf>,
+    /// NKey seed file for `--nats-server` (NACK's `--nkey`).
+    #[arg(long)]
+    pub nats_nkey: Option<PathBuf>,
+    /// Client certificate for `--nats-server` (NACK's `--tlscert`).
+    #[arg(long, requires = "nats_tls_key")]
+    pub nats_tls_cert: Option<PathBuf>,
+    /// Client key for `--nats-server` (NACK's `--tlskey`).
+    #[arg(long, requires = "nats_tls_cert")]
+    pub nats_tls_key: Option<PathBuf>,
+    /// CA for `--nats-server` (NACK's `--tlsca`).
+    #[arg(long)]
+    pub nats_tls_ca: Option<PathBuf>,
+    /// TLS before the server's INFO for `--nats-server` (NACK's `--tlsfirst`).
+    #[arg(long)]
+    pub nats_tls_first: bool,
+}
+
+fn go_duration(s: &str) -> Result<std::time::Duration, String> {
+    crate::api::duration::parse(s)
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{s:?} is not a positive Go duration such as 30s or 1m"))
 }
 
 impl RunArgs {
+    /// The asset controllers' settings.
+    pub fn asset_settings(&self) -> anyhow::Result<crate::controller::AssetSettings> {
+        use crate::jetstream::connect::DefaultConnection;
+        Ok(crate::controller::AssetSettings {
+            sync_interval: self.asset_sync_interval,
+            default: DefaultConnection {
+                servers: self.nats_server.clone(),
+                creds: self.nats_creds.clone(),
+                nkey: self.nats_nkey.clone(),
+                tls_cert: self.nats_tls_cert.clone().zip(self.nats_tls_key.clone()),
+                tls_ca: self.nats_tls_ca.clone(),
+                tls_first: self.nats_tls_first,
+            },
+        })
+    }
+
     /// The namespaces to manage.
     pub fn scope(&self) -> anyhow::Result<crate::controller::Scope> {
         let gate = self.feature_gates.as_deref().is_some_and(|g| {
@@ -243,8 +291,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         tasks.spawn(crate::controller::leader::lead(
             client.clone(),
             caches,
-            args.pod_name.clone(),
-            metrics.clone(),
+            crate::controller::Settings {
+                identity: args.pod_name.clone(),
+                metrics: metrics.clone(),
+                assets: args.asset_settings()?,
+            },
             leader_rx,
             stop_rx.clone(),
             Arc::default(),

@@ -66,6 +66,22 @@ fn rules() -> Vec<RuleWithOperations> {
     }]
 }
 
+/// NACK's kinds, on CREATE and UPDATE: validated only (their defaults are the schema's).
+fn asset_rules() -> Vec<RuleWithOperations> {
+    vec![RuleWithOperations {
+        api_groups: Some(vec![crate::jetstream::GROUP.into()]),
+        api_versions: Some(vec!["v1beta2".into()]),
+        operations: Some(vec!["CREATE".into(), "UPDATE".into()]),
+        resources: Some(
+            crate::jetstream::crd::RESOURCES
+                .iter()
+                .map(|r| r.to_string())
+                .collect(),
+        ),
+        scope: Some("Namespaced".into()),
+    }]
+}
+
 /// What the data guard sees: a NatsCluster's deletion, and its `scale` subresource
 /// (`kubectl scale`, autoscalers), whose changes of `spec.size` bypass [`rules`].
 fn guard_rules() -> Vec<RuleWithOperations> {
@@ -117,7 +133,11 @@ pub fn validating_webhook_configuration(
     ValidatingWebhookConfiguration {
         metadata: configuration_meta(),
         webhooks: Some(vec![
-            webhook(VALIDATING_WEBHOOK_NAME, "Fail", rules()),
+            webhook(
+                VALIDATING_WEBHOOK_NAME,
+                "Fail",
+                [rules(), asset_rules()].concat(),
+            ),
             // `Ignore`: with the operator gone (uninstalled, or down), a NatsCluster must
             // still be deletable and scalable; the guard protects data while it runs.
             webhook(GUARD_WEBHOOK_NAME, "Ignore", guard_rules()),

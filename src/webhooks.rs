@@ -48,7 +48,8 @@ impl CacheSlot {
     }
 }
 
-/// Validating and defaulting admission for NatsCluster and NatsServiceRole. With caches,
+/// Validating and defaulting admission for NatsCluster and NatsServiceRole, and validating
+/// admission for NACK's `jetstream.nats.io` kinds ([`crate::jetstream::admission`]). With caches,
 /// the validating side also warns about references the cache shows broken (a TLS Secret
 /// that does not exist or lacks a key, an extra route to a NatsCluster that does not
 /// exist); until the caches are synced it says nothing about them.
@@ -227,6 +228,9 @@ impl NatsAdmission {
         let Some(object) = &req.object else {
             return Verdict::allow();
         };
+        if req.resource.group == crate::jetstream::GROUP {
+            return self.validate_asset(req, object);
+        }
         let namespace = if req.namespace.is_empty() {
             object
                 .pointer("/metadata/namespace")
@@ -248,16 +252,64 @@ impl NatsAdmission {
                 );
                 Ok(w)
             });
-        match checked {
-            Ok(warnings) => Verdict::allow_with_warnings(warnings),
-            Err(errors) => Verdict::Invalid {
-                causes: errors
-                    .into_iter()
-                    .map(|e| Cause::new(e.kind.reason(), e.field, e.message))
-                    .collect(),
-                warnings: Vec::new(),
-            },
-        }
+        verdict(checked)
+    }
+}
+
+impl NatsAdmission {
+    /// A `jetstream.nats.io` object, with what the cache knows of its namespace once
+    /// the NatsCluster and Stream stores are synced.
+    fn validate_asset(&self, req: &AdmissionRequest, object: &Value) -> Verdict {
+        use crate::jetstream::admission::{Known, validate};
+        let caches = self
+            .caches
+            .get()
+            .filter(|c| c.scope().covers(&req.namespace))
+            .filter(|c| c.clusters.is_synced() && c.assets.streams.is_synced());
+        let in_namespace = |meta: &kube::api::ObjectMeta| {
+            meta.namespace.as_deref() == Some(req.namespace.as_str())
+        };
+        let clusters: Vec<Arc<NatsCluster>> = caches
+            .map(|c| c.clusters.store().state())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|c| in_namespace(&c.metadata))
+            .collect();
+        let streams: Vec<Arc<crate::jetstream::v1beta2::Stream>> = caches
+            .map(|c| c.assets.streams.store().state())
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|s| in_namespace(&s.metadata))
+            .collect();
+        let known = Known {
+            clusters: clusters
+                .iter()
+                .map(|c| (c.metadata.name.as_deref().unwrap_or_default(), &c.spec))
+                .collect(),
+            streams: streams
+                .iter()
+                .map(|s| (s.metadata.name.as_deref().unwrap_or_default(), &s.spec))
+                .collect(),
+        };
+        verdict(validate(
+            object,
+            req.old_object.as_ref(),
+            caches.map(|_| &known),
+        ))
+    }
+}
+
+/// Admitted with warnings, or invalid with the field errors.
+fn verdict(checked: Result<Vec<String>, Vec<crate::api::field::FieldError>>) -> Verdict {
+    match checked {
+        Ok(warnings) => Verdict::allow_with_warnings(warnings),
+        Err(errors) => Verdict::Invalid {
+            causes: errors
+                .into_iter()
+                .map(|e| Cause::new(e.kind.reason(), e.field, e.message))
+                .collect(),
+            warnings: Vec::new(),
+        },
     }
 }
 

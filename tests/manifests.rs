@@ -27,6 +27,12 @@ fn rbac_has_no_wildcards() {
         kinds,
         [
             "Namespace",
+            // NatsCluster, NatsServiceRole, then NACK's five kinds.
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
+            "CustomResourceDefinition",
             "CustomResourceDefinition",
             "CustomResourceDefinition",
             "ServiceAccount",

@@ -116,6 +116,8 @@ pub struct OperatorOptions {
     pub identity: String,
     /// Campaign for this Lease and reconcile only while holding it (`None`: always).
     pub lease: Option<LeaseSettings>,
+    /// The asset controllers' settings.
+    pub assets: nats_operator::controller::AssetSettings,
 }
 
 impl OperatorOptions {
@@ -125,6 +127,7 @@ impl OperatorOptions {
             scope: Scope::Namespace(namespace.to_string()),
             identity: format!("e2e-operator-{namespace}"),
             lease: None,
+            assets: Default::default(),
         }
     }
 }
@@ -296,7 +299,12 @@ async fn operate(
 ) {
     let Some(lease) = options.lease else {
         is_leader.store(true, Ordering::SeqCst);
-        controller::run(client, options.scope, options.identity, metrics, stop).await;
+        let settings = controller::Settings {
+            identity: options.identity,
+            metrics,
+            assets: options.assets,
+        };
+        controller::run(client, options.scope, settings, stop).await;
         is_leader.store(false, Ordering::SeqCst);
         return;
     };
@@ -310,11 +318,15 @@ async fn operate(
     );
     let election = tokio::spawn(elector.run(leader_tx, stop.clone()));
     // The same leadership loop as `nats-operator run`.
+    let settings = controller::Settings {
+        identity: options.identity,
+        metrics,
+        assets: options.assets,
+    };
     nats_operator::controller::leader::run_while_leader(
         client,
         options.scope,
-        options.identity,
-        metrics,
+        settings,
         leader_rx,
         stop,
         is_leader,

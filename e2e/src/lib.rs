@@ -54,6 +54,7 @@ pub mod natsbin;
 pub mod natscluster;
 pub mod node;
 pub mod operator;
+pub mod operator_process;
 pub mod podrun;
 pub mod realnats;
 pub mod scenario;

@@ -126,21 +126,26 @@ impl NatsOperator {
         self.cluster.client()
     }
 
-    /// Server-side applies both CRDs (NatsCluster with the conversion webhook at
-    /// `<webhook>/convert`) and waits until they are Established.
+    /// Server-side applies every CRD (NatsCluster with the conversion webhook at
+    /// `<webhook>/convert`, NatsServiceRole, NACK's kinds) and waits until they are
+    /// Established.
     pub async fn install_crds(&self) -> Result<()> {
         let webhook = self.local_webhook()?;
         let ca = webhook.ca_pem().as_bytes();
         let convert = ConversionEndpoint::Url(format!("{}/convert", webhook.base_url()));
         let api: Api<CustomResourceDefinition> = Api::all(self.client()?);
         let pp = PatchParams::apply(FIELD_MANAGER).force();
-        for crd in [nats_cluster(&convert, Some(ca)), nats_service_role()] {
+        let mut crds = vec![nats_cluster(&convert, Some(ca)), nats_service_role()];
+        crds.extend(nats_operator::jetstream::crd::asset_crds());
+        let mut names = Vec::new();
+        for crd in crds {
             let name = crd.metadata.name.clone().context("CRD without a name")?;
             api.patch(&name, &pp, &Patch::Apply(&crd))
                 .await
                 .with_context(|| format!("applying CRD {name}"))?;
+            names.push(name);
         }
-        for name in [NATSCLUSTER_CRD, NATSSERVICEROLE_CRD] {
+        for name in &names {
             tokio::time::timeout(
                 PROPAGATION_TIMEOUT,
                 await_condition(api.clone(), name, conditions::is_crd_established()),

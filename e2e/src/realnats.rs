@@ -292,6 +292,17 @@ pub async fn setup_with(
     with_operator: bool,
     process_kubelet: bool,
 ) -> Result<Option<Env>> {
+    let options = with_operator.then_some(OperatorOptions::namespace);
+    setup_operated(prefix, options, process_kubelet).await
+}
+
+/// [`setup`] on the real node, with an operator of the options `options` gives for the
+/// namespace (`None`: no operator).
+pub async fn setup_operated(
+    prefix: &str,
+    options: Option<impl FnOnce(&str) -> OperatorOptions>,
+    process_kubelet: bool,
+) -> Result<Option<Env>> {
     let Some(op) = NatsOperator::shared().await? else {
         return Ok(None);
     };
@@ -319,13 +330,9 @@ pub async fn setup_with(
         let logs = LogCollector::start(client.clone(), ns.name());
         Runner::Node(RealNode::shared(cluster, ns.name()).await?, logs)
     };
-    let operator = if with_operator {
-        Some(InProcessOperator::start(
-            cluster,
-            OperatorOptions::namespace(ns.name()),
-        )?)
-    } else {
-        None
+    let operator = match options {
+        Some(options) => Some(InProcessOperator::start(cluster, options(ns.name()))?),
+        None => None,
     };
     Ok(Some(Env {
         operator,

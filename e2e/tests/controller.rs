@@ -1151,6 +1151,7 @@ async fn leader_failover_hands_over_to_the_standby() -> Result<()> {
             scope: Scope::Namespace(ns.to_string()),
             identity: "replica-a".into(),
             lease: Some(lease(ns)),
+            assets: Default::default(),
         })
     })
     .await?
@@ -1177,6 +1178,7 @@ async fn leader_failover_hands_over_to_the_standby() -> Result<()> {
             scope: Scope::Namespace(env.ns().to_string()),
             identity: "replica-b".into(),
             lease: Some(lease(env.ns())),
+            assets: Default::default(),
         },
     )?;
     env.apply(&v1beta1("ha", "  size: 3\n"))?;
@@ -1309,6 +1311,7 @@ async fn service_roles_bind_tokens_in_the_accounts_namespaces_with_unique_userna
             scope: Scope::Namespaces(vec![ns.to_string(), scope_apps]),
             identity: format!("e2e-operator-{ns}"),
             lease: None,
+            assets: Default::default(),
         })
     })
     .await?

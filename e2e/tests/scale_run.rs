@@ -15,18 +15,18 @@
 //! to run; otherwise it is built with cargo, in the profile `NATS_OPERATOR_SCALE_PROFILE`,
 //! default `release`).
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
-use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{ListParams, PostParams};
 use kube::{Api, Client};
 use nats_operator::api::v1beta1::NatsCluster;
 use nats_operator_e2e::metrics::counter_sums;
-use nats_operator_e2e::natscluster::{is_ready, poll, wait_for_default_service_account};
+use nats_operator_e2e::natscluster::{is_ready, wait_for_default_service_account};
+use nats_operator_e2e::operator_process::{
+    OperatorProcess, mb, memory, operator_binary, request_totals, resident_split,
+};
 use nats_operator_e2e::{NatsOperator, TestCluster, TestKubelet, TestNamespace};
 use serde_json::json;
 
@@ -52,117 +52,6 @@ async fn scale_run_when_requested() -> Result<()> {
     scale_run().await
 }
 
-/// `(VmHWM, VmRSS)` of a process, in bytes.
-fn memory(pid: u32) -> Option<(u64, u64)> {
-    Some((status_kb(pid, "VmHWM:")?, status_kb(pid, "VmRSS:")?))
-}
-
-/// Resident memory split into anonymous (heap, stacks) and file-backed (the binary's
-/// pages), to tell what the operator allocates from what it maps.
-fn resident_split(pid: u32) -> String {
-    match (status_kb(pid, "RssAnon:"), status_kb(pid, "RssFile:")) {
-        (Some(anon), Some(file)) => format!("anon {} + file {}", mb(anon), mb(file)),
-        _ => "?".into(),
-    }
-}
-
-/// A `/proc/<pid>/status` value in bytes.
-fn status_kb(pid: u32, key: &str) -> Option<u64> {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()?
-        .lines()
-        .find_map(|l| l.strip_prefix(key))?
-        .trim()
-        .trim_end_matches("kB")
-        .trim()
-        .parse::<u64>()
-        .ok()
-        .map(|k| k * 1024)
-}
-
-fn mb(bytes: u64) -> String {
-    format!("{:.1} MB", bytes as f64 / 1024.0 / 1024.0)
-}
-
-/// The `nats-operator` binary: `$NATS_OPERATOR_BIN`, or built with cargo now.
-fn operator_binary() -> Result<PathBuf> {
-    if let Some(b) = std::env::var_os("NATS_OPERATOR_BIN").filter(|b| !b.is_empty()) {
-        return Ok(PathBuf::from(b));
-    }
-    let profile = std::env::var("NATS_OPERATOR_SCALE_PROFILE").unwrap_or_else(|_| "release".into());
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(&root)
-        .args(["build", "-p", "nats-operator", "--bin", "nats-operator"])
-        .stdin(Stdio::null());
-    if profile == "release" {
-        cmd.arg("--release");
-    } else if profile != "debug" && profile != "dev" {
-        cmd.args(["--profile", &profile]);
-    }
-    eprintln!("building nats-operator ({profile}) for the scale run ...");
-    let status = cmd.status().context("running cargo build")?;
-    if !status.success() {
-        bail!("cargo build of nats-operator failed: {status}");
-    }
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target"));
-    let dir = if profile == "dev" {
-        "debug"
-    } else {
-        profile.as_str()
-    };
-    Ok(target.join(dir).join("nats-operator"))
-}
-
-struct OperatorProcess {
-    child: Child,
-    log: PathBuf,
-}
-
-impl OperatorProcess {
-    fn stop(&mut self) -> String {
-        if let Ok(Some(s)) = self.child.try_wait() {
-            return format!("had exited: {s}");
-        }
-        let pid = rustix::process::Pid::from_child(&self.child);
-        let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while Instant::now() < deadline {
-            if let Ok(Some(s)) = self.child.try_wait() {
-                return format!("exited after SIGTERM: {s}");
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = self.child.kill();
-        format!("killed: {:?}", self.child.wait())
-    }
-}
-
-impl Drop for OperatorProcess {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn request_totals(text: &str) -> (f64, f64) {
-    let by_verb = counter_sums(text, "apiserver_request_total", &["verb"]);
-    let all: f64 = by_verb.values().sum();
-    let writes: f64 = by_verb
-        .iter()
-        .filter(|(k, _)| {
-            matches!(
-                k.first().map(String::as_str),
-                Some("POST" | "PUT" | "PATCH" | "DELETE" | "APPLY")
-            )
-        })
-        .map(|(_, v)| v)
-        .sum();
-    (all, writes)
-}
-
 async fn scale_run() -> Result<()> {
     let Some(op) = NatsOperator::shared().await? else {
         return Ok(());
@@ -184,73 +73,8 @@ async fn scale_run() -> Result<()> {
 
     // The operator, as a process: controllers only matter here (the apiserver keeps calling
     // the harness's webhook server; --no-ca-injection leaves the configurations alone).
-    let logs = tempfile::Builder::new()
-        .prefix("scale-run-")
-        .tempdir()?
-        .keep();
-    let log = logs.join("nats-operator.log");
-    let kubeconfig = cluster
-        .kubeconfig()
-        .first()
-        .context("no kubeconfig")?
-        .clone();
-    let child = Command::new(&bin)
-        .args([
-            "run",
-            "--namespace",
-            ns.name(),
-            "--webhook-listen",
-            "127.0.0.1:0",
-            "--health-listen",
-            "127.0.0.1:0",
-            "--no-ca-injection",
-            "--pod-name",
-            "scale-run",
-        ])
-        .env("KUBECONFIG", &kubeconfig)
-        // As the Deployment runs it.
-        .envs(
-            nats_operator::install_manifests::ALLOCATOR_ENV
-                .iter()
-                .copied(),
-        )
-        .env(
-            "RUST_LOG",
-            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
-        )
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log)?)
-        .stderr(std::fs::File::create(logs.join("nats-operator.stderr"))?)
-        .spawn()
-        .with_context(|| format!("spawning {}", bin.display()))?;
-    let mut process = OperatorProcess { child, log };
+    let mut process = OperatorProcess::start(&bin, cluster, ns.name(), "scale-run", &[]).await?;
     let pid = process.child.id();
-    eprintln!(
-        "nats-operator {} (pid {pid}), log {}",
-        bin.display(),
-        process.log.display()
-    );
-
-    // It leads once it holds the Lease.
-    let leases: Api<Lease> = Api::namespaced(client.clone(), ns.name());
-    poll(
-        Duration::from_secs(60),
-        Duration::from_millis(100),
-        "operator holds the Lease",
-        || async {
-            let holder = leases
-                .get_opt("nats-operator")
-                .await?
-                .and_then(|l| l.spec)
-                .and_then(|s| s.holder_identity);
-            Ok(if holder.as_deref() == Some("scale-run") {
-                Ok(())
-            } else {
-                Err(format!("holder {holder:?}"))
-            })
-        },
-    )
-    .await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let (idle_hwm, idle_rss) = memory(pid).unwrap_or_default();
     let idle_split = resident_split(pid);

@@ -92,10 +92,18 @@ fn merge_or_first(crds: Vec<CustomResourceDefinition>) -> CustomResourceDefiniti
     merge_crds(crds, "v1beta1").unwrap_or(fallback)
 }
 
-/// Both CRDs as multi-document YAML, as `nats-operator crds` prints them.
+/// Every CRD the operator serves: NatsCluster and NatsServiceRole, then NACK's
+/// `jetstream.nats.io` kinds.
+pub fn all_crds(endpoint: &ConversionEndpoint) -> Vec<CustomResourceDefinition> {
+    let mut crds = vec![nats_cluster(endpoint, None), nats_service_role()];
+    crds.extend(crate::jetstream::crd::asset_crds());
+    crds
+}
+
+/// Every CRD as multi-document YAML, as `nats-operator crds` prints them.
 pub fn crds_yaml(endpoint: &ConversionEndpoint) -> Result<String, crate::yaml::Error> {
     let mut out = String::new();
-    for crd in [nats_cluster(endpoint, None), nats_service_role()] {
+    for crd in all_crds(endpoint) {
         out.push_str("---\n");
         out.push_str(&crate::yaml::to_string(&crd)?);
     }

@@ -31,6 +31,7 @@ use super::service_roles::bound_token_cluster;
 use crate::api::references::References;
 use crate::api::v1alpha2::NatsServiceRole;
 use crate::api::v1beta1::NatsCluster;
+use crate::jetstream::v1beta2::{self as js, Account, Consumer, KeyValue, ObjectStore};
 
 /// Events buffered per subscriber before it lags (a lagging subscriber gets the whole
 /// store again, so nothing is lost but time).
@@ -132,6 +133,44 @@ pub struct Caches {
     pub secrets: Kind<Secret>,
     /// PodDisruptionBudgets (label `app=nats`).
     pub pdbs: Kind<PodDisruptionBudget>,
+    /// NACK's kinds, read by the asset controllers and the webhook. Not part of
+    /// [`Caches::is_synced`]: without their CRDs the NatsCluster controller still runs.
+    pub assets: AssetKinds,
+}
+
+/// The stores of the `jetstream.nats.io` kinds.
+#[derive(Clone)]
+pub struct AssetKinds {
+    /// Streams.
+    pub streams: Kind<js::Stream>,
+    /// Consumers.
+    pub consumers: Kind<Consumer>,
+    /// Key-value buckets.
+    pub key_values: Kind<KeyValue>,
+    /// Object stores.
+    pub object_stores: Kind<ObjectStore>,
+    /// Connection settings.
+    pub accounts: Kind<Account>,
+}
+
+impl AssetKinds {
+    /// Whether every kind has listed once.
+    pub fn is_synced(&self) -> bool {
+        self.streams.is_synced()
+            && self.consumers.is_synced()
+            && self.key_values.is_synced()
+            && self.object_stores.is_synced()
+            && self.accounts.is_synced()
+    }
+
+    /// Waits until [`Self::is_synced`].
+    pub async fn wait_synced(&self) {
+        self.streams.wait_synced().await;
+        self.consumers.wait_synced().await;
+        self.key_values.wait_synced().await;
+        self.object_stores.wait_synced().await;
+        self.accounts.wait_synced().await;
+    }
 }
 
 impl std::fmt::Debug for Caches {
@@ -173,11 +212,18 @@ impl Caches {
         let secrets = kind(
             client,
             &scope,
-            all.page_size(SECRET_PAGE_SIZE),
+            all.clone().page_size(SECRET_PAGE_SIZE),
             prune_secret,
             &mut tasks,
         );
         let pdbs = kind(client, &scope, children, keep, &mut tasks);
+        let assets = AssetKinds {
+            streams: kind(client, &scope, all.clone(), keep, &mut tasks),
+            consumers: kind(client, &scope, all.clone(), keep, &mut tasks),
+            key_values: kind(client, &scope, all.clone(), keep, &mut tasks),
+            object_stores: kind(client, &scope, all.clone(), keep, &mut tasks),
+            accounts: kind(client, &scope, all, keep, &mut tasks),
+        };
         (
             Caches {
                 scope,
@@ -187,6 +233,7 @@ impl Caches {
                 services,
                 secrets,
                 pdbs,
+                assets,
             },
             CacheDriver { tasks },
         )

@@ -182,7 +182,7 @@ where
 
 /// TLS for `tls.httpsMonitoring`: the serving certificate names the client DNS names,
 /// not pod IPs, so it is not verified; only health is read over it, nothing is sent.
-pub(super) fn insecure_tls() -> Arc<rustls::ClientConfig> {
+pub(crate) fn insecure_tls() -> Arc<rustls::ClientConfig> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let config = rustls::ClientConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()

@@ -218,8 +218,7 @@ impl LeaderElector {
 pub async fn run_while_leader(
     client: kube::Client,
     scope: super::Scope,
-    identity: String,
-    metrics: std::sync::Arc<super::metrics::Metrics>,
+    settings: super::Settings,
     leader: watch::Receiver<bool>,
     stop: watch::Receiver<bool>,
     leading: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -229,7 +228,7 @@ pub async fn run_while_leader(
     let watches = tokio::spawn(driver.run(async move {
         let _ = watch_stop.wait_for(|s| *s).await;
     }));
-    lead(client, caches, identity, metrics, leader, stop, leading).await;
+    lead(client, caches, settings, leader, stop, leading).await;
     let _ = watches.await;
 }
 
@@ -239,8 +238,7 @@ pub async fn run_while_leader(
 pub async fn lead(
     client: kube::Client,
     caches: super::cache::Caches,
-    identity: String,
-    metrics: std::sync::Arc<super::metrics::Metrics>,
+    settings: super::Settings,
     mut leader: watch::Receiver<bool>,
     mut stop: watch::Receiver<bool>,
     leading: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -263,14 +261,7 @@ pub async fn lead(
             let _ = term_tx.send(true);
         });
         leading.store(true, Ordering::SeqCst);
-        super::run_with(
-            client.clone(),
-            caches.clone(),
-            identity.clone(),
-            metrics.clone(),
-            term_rx,
-        )
-        .await;
+        super::run_with(client.clone(), caches.clone(), settings.clone(), term_rx).await;
         leading.store(false, Ordering::SeqCst);
         guard.abort();
         tracing::info!("controllers stopped");

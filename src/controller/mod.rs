@@ -37,6 +37,7 @@ use tokio::sync::watch;
 
 use crate::api::v1alpha2::NatsServiceRole;
 use crate::api::v1beta1::NatsCluster;
+pub use crate::jetstream::controller::AssetSettings;
 use crate::render::Paths;
 use cache::Caches;
 
@@ -49,6 +50,17 @@ const CONCURRENCY: u16 = 16;
 
 /// How often orphaned bound-token Secrets are looked for besides cluster deletions.
 const SWEEP_PERIOD: Duration = Duration::from_secs(300);
+
+/// What the controllers run with, besides the client and the caches.
+#[derive(Clone, Default)]
+pub struct Settings {
+    /// The Event reporter instance (the pod name).
+    pub identity: String,
+    /// The operator's metrics.
+    pub metrics: Arc<metrics::Metrics>,
+    /// The asset controllers' settings.
+    pub assets: AssetSettings,
+}
 
 /// Which namespaces the operator manages.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -91,8 +103,7 @@ impl Scope {
 pub async fn run(
     client: kube::Client,
     scope: Scope,
-    identity: String,
-    metrics: Arc<metrics::Metrics>,
+    settings: Settings,
     shutdown: watch::Receiver<bool>,
 ) {
     let (caches, driver) = Caches::new(&client, scope);
@@ -100,13 +111,36 @@ pub async fn run(
     let watches = tokio::spawn(driver.run(async move {
         let _ = stop.wait_for(|s| *s).await;
     }));
-    run_with(client, caches, identity, metrics, shutdown).await;
+    run_with(client, caches, settings, shutdown).await;
     let _ = watches.await;
 }
 
-/// Runs the NatsCluster controller on `caches` (driven elsewhere) until `shutdown` is
-/// true: it reconciles every cached cluster once, then every change.
+/// Runs the NatsCluster controller and the asset controllers
+/// ([`crate::jetstream::controller`]) on `caches` (driven elsewhere) until `shutdown` is
+/// true: each reconciles every cached object once, then every change.
 pub async fn run_with(
+    client: kube::Client,
+    caches: Caches,
+    settings: Settings,
+    shutdown: watch::Receiver<bool>,
+) {
+    let Settings {
+        identity,
+        metrics,
+        assets,
+    } = settings;
+    let asset_controllers = tokio::spawn(crate::jetstream::controller::run(
+        client.clone(),
+        caches.clone(),
+        identity.clone(),
+        assets,
+        shutdown.clone(),
+    ));
+    run_clusters(client, caches, identity, metrics, shutdown).await;
+    let _ = asset_controllers.await;
+}
+
+async fn run_clusters(
     client: kube::Client,
     caches: Caches,
     identity: String,

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 pub const TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `err_code` of "stream not found".
-const STREAM_NOT_FOUND: u64 = 10059;
+pub const STREAM_NOT_FOUND: u64 = 10059;
 /// `err_code` of "consumer not found".
 const CONSUMER_NOT_FOUND: u64 = 10014;
 

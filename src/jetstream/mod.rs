@@ -1,19 +1,19 @@
 //! The `jetstream.nats.io` API: NACK's kinds (`Stream`, `Consumer`, `KeyValue`,
-//! `ObjectStore`, `Account`) in `v1beta2`, what each asks of the JetStream API
-//! ([`server_config`]), the admission rules that need no cluster ([`validate`]), what one
-//! reconcile of an asset does ([`sync`]); all pure, like [`crate::api`]. [`client`] is
-//! the one edge: the JetStream API requests. `tests/nats_server_jetstream_assets.rs`
-//! runs them on every supported release.
+//! `ObjectStore`, `Account`) in `v1beta2`, served and reconciled by the operator.
 //!
-//! Not served yet: the CRDs are not installed and nothing reconciles these kinds. What
-//! `natsClusterRef` needs first is an operator identity in the clients' accounts: the
-//! system user cannot create streams there (nats-server answers the system account only
-//! on the `$JS.API.ACCOUNT.*`, `SERVER.REMOVE` and `META.LEADER.STEPDOWN` admin
-//! subjects), `$G` can hold users only through `authorization.users`, and doing that in an
-//! open cluster needs an explicit password-less `no_auth_user` to keep anonymous clients
-//! in `$G` (nats-server's implicit one goes away with any `authorization` block).
+//! Pure, like [`crate::api`]: the types ([`v1beta2`]) and CRDs ([`crd`]), what each asks of
+//! the JetStream API ([`server_config`]), the admission rules ([`validate`] without a
+//! cluster, [`admission`] with what the cache knows), and what one reconcile does
+//! ([`sync`]). The edges: the JetStream API requests ([`client`]), where an asset connects
+//! and the pooled connections ([`connect`]), and the controllers ([`controller`]).
+//! `tests/nats_server_jetstream_assets.rs` runs the pure core on every supported release;
+//! `e2e/tests/assets.rs` runs it all through kubectl on the real node.
 
+pub mod admission;
 pub mod client;
+pub mod connect;
+pub mod controller;
+pub mod crd;
 pub mod server_config;
 pub mod sync;
 pub mod v1beta2;

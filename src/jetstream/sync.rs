@@ -403,6 +403,23 @@ pub fn refused(plan: &Plan, why: &str) -> (Check, Check) {
     }
 }
 
+/// The conditions of a consumer whose stream the server does not hold (yet). GitOps
+/// tools apply in any order: the consumer is created once the stream exists, and this is
+/// no failure worth a Warning.
+pub fn waiting_for_stream(stream: &str) -> (Check, Check) {
+    let c = Check::no(
+        WAITING_FOR_STREAM,
+        format!(
+            "stream {stream} does not exist on the server (yet); the consumer is created once \
+             it does"
+        ),
+    );
+    (c.clone(), c)
+}
+
+/// The reason of [`waiting_for_stream`].
+pub const WAITING_FOR_STREAM: &str = "StreamNotFound";
+
 /// The conditions when the server could not be asked (`why`: the connection's error).
 pub fn unreachable(why: &str) -> (Check, Check) {
     let c = Check::no("Unreachable", format!("cannot reach the server: {why}"));

@@ -299,10 +299,8 @@ fn an_asset_connects_one_way() {
     assert_eq!(validate::connection(&both)[0].field, "spec.servers");
     let mut nowhere = pull.spec.connection.clone();
     nowhere.nats_cluster_ref = None;
-    assert_eq!(
-        validate::connection(&nowhere)[0].field,
-        "spec.natsClusterRef"
-    );
+    // NACK's manifests often name no server: the controller's default connection.
+    assert!(validate::connection(&nowhere).is_empty());
 }
 
 #[test]

@@ -157,11 +157,16 @@ fn is_unset<T: Default + PartialEq>(v: &T) -> bool {
     *v == T::default()
 }
 
-/// A reference to an object in the same namespace.
+/// One of our NatsClusters in the asset's namespace, and the NATS account there.
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq, JsonSchema)]
-pub struct LocalRef {
-    /// Its `metadata.name`.
+pub struct ClusterRef {
+    /// The NatsCluster's `metadata.name`.
     pub name: String,
+    /// The NATS account that holds the asset, for clusters with accounts (the account's
+    /// name in the cluster's config); unset: the global account `$G`, where clients of an
+    /// open cluster or of `authorization.users` are.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account: Option<String>,
 }
 
 /// NACK's client TLS files, mounted in the controller's pod.
@@ -197,7 +202,7 @@ pub struct Connection {
     /// The NatsCluster in this namespace that holds the asset; the operator connects with
     /// its own identity. Mutually exclusive with `servers` and `account`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub nats_cluster_ref: Option<LocalRef>,
+    pub nats_cluster_ref: Option<ClusterRef>,
     /// An `Account` (connection settings) in this namespace.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(regex(pattern = r"^[^.*>]*$"))]
@@ -576,8 +581,7 @@ pub struct ConsumerSpec {
     /// The stream it reads.
     #[serde(default)]
     pub stream_name: String,
-    /// Its durable name on the server.
-    #[serde(default)]
+    /// Its durable name on the server (required, as in NACK's schema).
     #[schemars(regex(pattern = r"^[^.*>]+$"), length(min = 1))]
     pub durable_name: String,
     /// Description.

@@ -33,7 +33,12 @@ fn one_way(field: &str, old: bool, new: bool, kind: &str) -> Option<FieldError> 
 
 /// Where an asset is: the cluster it names, or its servers and account.
 fn same_place(old: &Connection, new: &Connection, kind: &str, errors: &mut Vec<FieldError>) {
-    let name = |c: &Connection| c.nats_cluster_ref.as_ref().map(|r| r.name.clone());
+    let name = |c: &Connection| {
+        c.nats_cluster_ref.as_ref().map(|r| match &r.account {
+            Some(a) => format!("{} (account {a})", r.name),
+            None => r.name.clone(),
+        })
+    };
     if name(old) != name(new) {
         errors.push(needs_new_object(
             "spec.natsClusterRef",
@@ -55,6 +60,8 @@ fn same_place(old: &Connection, new: &Connection, kind: &str, errors: &mut Vec<F
 }
 
 /// How an asset connects: at most one of `natsClusterRef` and NACK's connection fields.
+/// Neither is fine, as in NACK: the operator's default connection is used (see
+/// [`super::connect`]).
 pub fn connection(c: &Connection) -> Vec<FieldError> {
     let mut errors = Vec::new();
     if c.nats_cluster_ref.is_some() {
@@ -86,12 +93,6 @@ pub fn connection(c: &Connection) -> Vec<FieldError> {
                 "the name of a NatsCluster in this namespace",
             ));
         }
-    } else if c.servers.is_empty() && c.account.as_deref().is_none_or(str::is_empty) {
-        errors.push(FieldError::required(
-            "spec.natsClusterRef",
-            "where the asset lives: a NatsCluster in this namespace (spec.natsClusterRef.name), \
-             or NACK's spec.servers or spec.account",
-        ));
     }
     errors
 }
