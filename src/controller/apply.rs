@@ -461,6 +461,16 @@ fn new_password() -> Result<String, Error> {
     Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes))
 }
 
+/// `ip:4222` of a member (IPv6 in brackets): where clients reach it.
+pub fn client_address(ip: &str) -> String {
+    let port = crate::api::consts::CLIENT_PORT;
+    if ip.contains(':') {
+        format!("[{ip}]:{port}")
+    } else {
+        format!("{ip}:{port}")
+    }
+}
+
 /// A system-user connection to the running members other than `except`.
 async fn system_client(
     o: &Observed,
@@ -482,14 +492,7 @@ async fn system_client(
             kube::ResourceExt::name_any(p.as_ref()) != except
                 && p.metadata.deletion_timestamp.is_none()
         })
-        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
-        .map(|ip| {
-            if ip.contains(':') {
-                format!("[{ip}]:{}", crate::api::consts::CLIENT_PORT)
-            } else {
-                format!("{ip}:{}", crate::api::consts::CLIENT_PORT)
-            }
-        })
+        .filter_map(|p| p.status.as_ref()?.pod_ip.as_deref().map(client_address))
         .collect();
     let tls = o
         .cluster

@@ -683,15 +683,8 @@ fn member_urls(pods: &[Arc<Pod>]) -> Vec<String> {
     let mut urls: Vec<String> = pods
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_none())
-        .filter_map(|p| p.status.as_ref()?.pod_ip.clone())
-        .map(|ip| {
-            let port = crate::api::consts::CLIENT_PORT;
-            if ip.contains(':') {
-                format!("nats://[{ip}]:{port}")
-            } else {
-                format!("nats://{ip}:{port}")
-            }
-        })
+        .filter_map(|p| p.status.as_ref()?.pod_ip.as_deref())
+        .map(|ip| format!("nats://{}", crate::controller::apply::client_address(ip)))
         .collect();
     urls.sort();
     urls
